@@ -1,0 +1,23 @@
+//! `mirror`: declarative, reproducible, incremental mirroring of multi-architecture images.
+//!
+//! The pipeline, one module per stage:
+//!
+//! ```text
+//! mirrorfile.toml ─parse─▶ model ─resolve─▶ pinned images ─plan─▶ task DAG ─execute─▶ report
+//! ```
+//!
+//! - [`oci`]: vocabulary shared by everything (digests, references, platforms, raw manifests).
+//! - [`mirrorfile`]: TOML → [`model`], with spans kept so errors point at file:line.
+//! - [`registry`]: the distribution-API client (auth, manifests, blobs, uploads, mounts).
+//! - [`store`]: the content-addressed, verified cache (an OCI layout on disk).
+//! - [`endpoint`]: one source/sink shape over every place images live.
+//! - [`resolve`]: tags → digests, platform selection, subset indexes.
+//! - [`plan`]: what is missing where, as a petgraph DAG of tasks, each with its reason.
+//! - [`execute`]: runs the DAG on tokio with bounded concurrency; reports through a trait.
+//! - [`report`]: terraform-like text and stable JSON.
+//! - [`ops`]: one function per command wiring the stages together.
+//!
+//! The library never prints; only `main.rs`/`cli` talk to the terminal.
+
+pub mod oci;
+pub mod model;
