@@ -6,12 +6,24 @@
 //! give the same bytes and digest on any machine; from then on it is a [`RawManifest`] like any
 //! other.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 
-use super::{ManifestError, RawManifest};
+use super::{Digest, ManifestError, RawManifest};
 
 /// Writes `original` with only the `manifests` entries at positions in `keep` (ascending).
 pub fn subset_index(original: &RawManifest, keep: &[usize]) -> Result<RawManifest, ManifestError> {
+    subset_index_with(original, keep, &BTreeMap::new())
+}
+
+/// Like [`subset_index`], and points the entries at positions in `replaced` at new content (a
+/// nested index that was itself rewritten): only their `digest` and `size` change.
+pub fn subset_index_with(
+    original: &RawManifest,
+    keep: &[usize],
+    replaced: &BTreeMap<usize, (Digest, u64)>,
+) -> Result<RawManifest, ManifestError> {
     let json = |source| ManifestError::Json {
         digest: original.digest().clone(),
         source,
@@ -22,7 +34,15 @@ pub fn subset_index(original: &RawManifest, keep: &[usize]) -> Result<RawManifes
             .drain(..)
             .enumerate()
             .filter(|(i, _)| keep.contains(i))
-            .map(|(_, e)| e)
+            .map(|(i, mut entry)| {
+                if let (Some((digest, size)), Some(fields)) =
+                    (replaced.get(&i), entry.as_object_mut())
+                {
+                    fields.insert("digest".into(), digest.to_string().into());
+                    fields.insert("size".into(), (*size).into());
+                }
+                entry
+            })
             .collect();
         *entries = kept;
     }
@@ -45,10 +65,14 @@ mod tests {
         let a = original.and_then(|o| subset_index(o, &[1]).ok());
         let b = original.and_then(|o| subset_index(o, &[1]).ok());
         assert_eq!(a, b);
-        let body = a.map(|m| String::from_utf8_lossy(m.bytes()).to_string()).unwrap_or_default();
+        let body = a
+            .map(|m| String::from_utf8_lossy(m.bytes()).to_string())
+            .unwrap_or_default();
         assert_eq!(
             body,
-            format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"size":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","annotations":{{"z":"1","a":"2"}}}}],"annotations":{{"k":"v"}}}}"#)
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"size":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","annotations":{{"z":"1","a":"2"}}}}],"annotations":{{"k":"v"}}}}"#
+            )
         );
     }
 }

@@ -1,0 +1,211 @@
+//! Stage 4: run the plan's DAG on tokio.
+//!
+//! A task starts when everything it depends on has finished (in-degree scheduling, largest
+//! transfers first), with at most `jobs` tasks at once. A failed task stops only what depends on
+//! it: other images carry on, and no tag is ever pushed above missing content. Retryable failures
+//! (network, 5xx, 429) are retried with backoff before they count as failures.
+
+pub mod event;
+pub mod retry;
+mod run_task;
+
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use petgraph::stable_graph::NodeIndex;
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use tokio::task::JoinSet;
+
+use crate::endpoint::Sink;
+use crate::plan::{Plan, Task};
+use crate::resolve::Sources;
+use crate::store::Store;
+
+pub use event::{Event, Reporter, Silent};
+pub use retry::RetryPolicy;
+pub use run_task::TaskError;
+
+/// Settings for one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Tasks at once.
+    pub jobs: usize,
+    pub retry: RetryPolicy,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            jobs: 8,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Counters the executor keeps while it runs.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub blobs_fetched: AtomicU64,
+    pub bytes_fetched: AtomicU64,
+    pub blobs_pushed: AtomicU64,
+    pub bytes_pushed: AtomicU64,
+    pub blobs_mounted: AtomicU64,
+    pub manifests_pushed: AtomicU64,
+}
+
+/// What the run did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub blobs_fetched: u64,
+    pub bytes_fetched: u64,
+    pub blobs_pushed: u64,
+    pub bytes_pushed: u64,
+    pub blobs_mounted: u64,
+    pub manifests_pushed: u64,
+    /// Tasks that failed, with the image they belonged to.
+    #[serde(skip)]
+    pub failures: Vec<Failure>,
+    /// Per image: whether its root (tag) was pushed in this run.
+    #[serde(skip)]
+    pub roots_pushed: Vec<bool>,
+}
+
+/// One failed task.
+#[derive(Debug)]
+pub struct Failure {
+    pub image: usize,
+    pub task: String,
+    pub error: TaskError,
+}
+
+impl Clone for Failure {
+    fn clone(&self) -> Self {
+        Failure {
+            image: self.image,
+            task: self.task.clone(),
+            error: TaskError::Message(self.error.to_string()),
+        }
+    }
+}
+
+/// Everything a task needs, shared by all of them.
+pub(crate) struct Shared {
+    pub sources: Sources,
+    pub sink: Arc<dyn Sink>,
+    pub store: Store,
+    pub counters: Counters,
+    pub reporter: Arc<dyn Reporter>,
+    pub retry: RetryPolicy,
+}
+
+/// Runs the plan.
+pub async fn execute(
+    plan: &Plan,
+    sources: Sources,
+    sink: Arc<dyn Sink>,
+    store: Store,
+    reporter: Arc<dyn Reporter>,
+    options: Options,
+) -> Outcome {
+    let shared = Arc::new(Shared {
+        sources,
+        sink,
+        store,
+        counters: Counters::default(),
+        reporter,
+        retry: options.retry,
+    });
+    let graph = &plan.graph;
+    let mut waiting: HashMap<NodeIndex, usize> = graph
+        .node_indices()
+        .map(|n| (n, graph.edges_directed(n, Direction::Incoming).count()))
+        .collect();
+    let mut ready: BinaryHeap<(u8, u64, NodeIndex)> = BinaryHeap::new();
+    let priority = |n: NodeIndex| {
+        let task = &graph[n].task;
+        // Fetches first (they feed everything), then blob pushes by size, then manifests.
+        let class = match task {
+            Task::FetchBlob { .. } => 3,
+            Task::PushBlob { .. } => 2,
+            Task::PushManifest { .. } => 1,
+            Task::PushRoot { .. } => 0,
+        };
+        (class, task.bytes(), n)
+    };
+    for (&n, &count) in &waiting {
+        if count == 0 {
+            ready.push(priority(n));
+        }
+    }
+    let mut outcome = Outcome {
+        roots_pushed: vec![false; plan.images.len()],
+        ..Outcome::default()
+    };
+    let mut running: JoinSet<(NodeIndex, Result<(), TaskError>)> = JoinSet::new();
+    let jobs = options.jobs.max(1);
+    loop {
+        while running.len() < jobs {
+            let Some((_, _, node)) = ready.pop() else {
+                break;
+            };
+            let task = graph[node].task.clone();
+            let shared = shared.clone();
+            running.spawn(async move { (node, run_task::run(&task, &shared).await) });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (node, result) = match joined {
+            Ok(pair) => pair,
+            Err(panic) => {
+                // A task panicked: that is a bug, but it must not take the run down silently.
+                outcome.failures.push(Failure {
+                    image: 0,
+                    task: "internal task".into(),
+                    error: TaskError::Message(format!("task crashed: {panic}")),
+                });
+                continue;
+            }
+        };
+        let task = &graph[node];
+        match result {
+            Ok(()) => {
+                if let Task::PushRoot { .. } = task.task {
+                    if let Some(flag) = outcome.roots_pushed.get_mut(task.image) {
+                        *flag = true;
+                    }
+                }
+                for edge in graph.edges_directed(node, Direction::Outgoing) {
+                    let next = edge.target();
+                    if let Some(count) = waiting.get_mut(&next) {
+                        *count -= 1;
+                        if *count == 0 {
+                            ready.push(priority(next));
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                shared.reporter.event(Event::Failed {
+                    task: task.task.describe(),
+                    error: error.to_string(),
+                });
+                outcome.failures.push(Failure {
+                    image: task.image,
+                    task: task.task.describe(),
+                    error,
+                });
+            }
+        }
+    }
+    let c = &shared.counters;
+    outcome.blobs_fetched = c.blobs_fetched.load(Ordering::Relaxed);
+    outcome.bytes_fetched = c.bytes_fetched.load(Ordering::Relaxed);
+    outcome.blobs_pushed = c.blobs_pushed.load(Ordering::Relaxed);
+    outcome.bytes_pushed = c.bytes_pushed.load(Ordering::Relaxed);
+    outcome.blobs_mounted = c.blobs_mounted.load(Ordering::Relaxed);
+    outcome.manifests_pushed = c.manifests_pushed.load(Ordering::Relaxed);
+    outcome
+}

@@ -1,0 +1,162 @@
+//! What each kind of task does.
+
+use std::sync::atomic::Ordering;
+
+use super::event::Event;
+use super::retry::{with_retries, Retryable};
+use super::Shared;
+use crate::endpoint::EndpointError;
+use crate::oci::Descriptor;
+use crate::plan::Task;
+use crate::store::{IngestError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError<EndpointError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no source for registry `{0}`")]
+    NoSource(String),
+    #[error("{0}")]
+    Message(String),
+}
+
+impl Retryable for TaskError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            TaskError::Endpoint(e) => e.is_retryable(),
+            TaskError::Ingest(IngestError::Source { source, .. }) => source.is_retryable(),
+            // A body cut short by the network shows up as too few bytes: worth another try.
+            TaskError::Ingest(IngestError::SizeMismatch {
+                expected, actual, ..
+            }) => actual < expected,
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            TaskError::Endpoint(e) => e.retry_after(),
+            TaskError::Ingest(IngestError::Source { source, .. }) => source.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+pub(super) async fn run(task: &Task, shared: &Shared) -> Result<(), TaskError> {
+    let name = task.describe();
+    shared.reporter.event(Event::Started {
+        task: name.clone(),
+        bytes: task.bytes(),
+    });
+    let on_retry = |attempt, delay, error: &TaskError| {
+        shared.reporter.event(Event::Retrying {
+            task: name.clone(),
+            attempt,
+            delay,
+            error: error.to_string(),
+        })
+    };
+    let result = with_retries(shared.retry, || attempt(task, shared), on_retry).await;
+    if result.is_ok() {
+        shared.reporter.event(Event::Finished {
+            task: name,
+            bytes: task.bytes(),
+        });
+    }
+    result
+}
+
+async fn attempt(task: &Task, shared: &Shared) -> Result<(), TaskError> {
+    let c = &shared.counters;
+    match task {
+        Task::FetchBlob {
+            registry,
+            repository,
+            descriptor,
+        } => fetch(shared, registry, repository, descriptor).await,
+        Task::PushBlob {
+            repository,
+            descriptor,
+            mount_from,
+            source_registry,
+            source_repository,
+        } => {
+            if let Some(from) = mount_from {
+                if shared
+                    .sink
+                    .mount_blob(repository, &descriptor.digest, from)
+                    .await?
+                {
+                    c.blobs_mounted.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+            if !shared.store.contains(&descriptor.digest) {
+                fetch(shared, source_registry, source_repository, descriptor).await?;
+            }
+            let path = shared.store.blob_path(&descriptor.digest);
+            shared.sink.put_blob(repository, descriptor, &path).await?;
+            c.blobs_pushed.fetch_add(1, Ordering::Relaxed);
+            c.bytes_pushed.fetch_add(descriptor.size, Ordering::Relaxed);
+            Ok(())
+        }
+        Task::PushManifest {
+            repository,
+            manifest,
+        } => {
+            shared
+                .sink
+                .put_manifest(repository, &manifest.digest().to_string(), manifest)
+                .await?;
+            c.manifests_pushed.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Task::PushRoot {
+            repository,
+            reference,
+            manifest,
+        } => {
+            shared
+                .sink
+                .put_manifest(repository, reference, manifest)
+                .await?;
+            c.manifests_pushed.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+}
+
+/// Downloads a blob into the cache, verified. Several tasks may want the same blob; the cache
+/// makes the second one a no-op.
+async fn fetch(
+    shared: &Shared,
+    registry: &str,
+    repository: &str,
+    descriptor: &Descriptor,
+) -> Result<(), TaskError> {
+    if shared.store.contains(&descriptor.digest) {
+        return Ok(());
+    }
+    let source = shared
+        .sources
+        .get(registry)
+        .ok_or_else(|| TaskError::NoSource(registry.to_string()))?;
+    let (_, stream) = source.blob(repository, descriptor, 0).await?;
+    let bytes = shared
+        .store
+        .ingest(&descriptor.digest, Some(descriptor.size), stream)
+        .await?;
+    shared
+        .counters
+        .blobs_fetched
+        .fetch_add(1, Ordering::Relaxed);
+    shared
+        .counters
+        .bytes_fetched
+        .fetch_add(bytes, Ordering::Relaxed);
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! The `--json` documents. Their shape is part of the interface (documented in the README):
+//! fields are only ever added, and `version` changes if one is removed or changes meaning.
+
+use serde::Serialize;
+
+use crate::execute::Outcome;
+use crate::plan::{Action, ImagePlan, Plan, Totals};
+
+pub const VERSION: u32 = 1;
+
+#[derive(Serialize)]
+pub struct PlanDoc {
+    pub version: u32,
+    pub images: Vec<PlanImage>,
+    pub summary: PlanSummary,
+}
+
+#[derive(Serialize)]
+pub struct PlanImage {
+    pub source: String,
+    pub target: String,
+    pub action: Action,
+    pub source_digest: String,
+    pub target_digest: String,
+    pub current_digest: Option<String>,
+    pub platforms: Vec<String>,
+    pub missing_platforms: Vec<String>,
+    pub warnings: Vec<String>,
+    pub fetch: Totals,
+    pub push: Totals,
+    pub mount: Totals,
+}
+
+#[derive(Serialize)]
+pub struct PlanSummary {
+    pub images: u64,
+    pub create: u64,
+    pub update: u64,
+    pub unchanged: u64,
+    pub fetch_blobs: u64,
+    pub fetch_bytes: u64,
+    pub push_blobs: u64,
+    pub push_bytes: u64,
+    pub mount_blobs: u64,
+}
+
+fn plan_image(image: &ImagePlan) -> PlanImage {
+    let r = &image.resolved;
+    PlanImage {
+        source: r.source.reference.to_string(),
+        target: image.target.clone(),
+        action: image.action,
+        source_digest: r.upstream_digest.to_string(),
+        target_digest: r.root.digest().to_string(),
+        current_digest: image.current.as_ref().map(|d| d.to_string()),
+        platforms: r.platforms.iter().map(|p| p.to_string()).collect(),
+        missing_platforms: r.missing_platforms.iter().map(|p| p.to_string()).collect(),
+        warnings: r.warnings.clone(),
+        fetch: image.fetch,
+        push: image.push,
+        mount: image.mount,
+    }
+}
+
+pub fn plan(plan: &Plan) -> PlanDoc {
+    let t = plan.totals();
+    PlanDoc {
+        version: VERSION,
+        images: plan.images.iter().map(plan_image).collect(),
+        summary: PlanSummary {
+            images: plan.images.len() as u64,
+            create: t.create,
+            update: t.update,
+            unchanged: t.unchanged,
+            fetch_blobs: t.fetch.blobs,
+            fetch_bytes: t.fetch.bytes,
+            push_blobs: t.push.blobs,
+            push_bytes: t.push.bytes,
+            mount_blobs: t.mount.blobs,
+        },
+    }
+}
+
+#[derive(Serialize)]
+pub struct ApplyDoc {
+    pub version: u32,
+    pub images: Vec<ApplyImage>,
+    pub summary: ApplySummary,
+}
+
+#[derive(Serialize)]
+pub struct ApplyImage {
+    pub source: String,
+    pub target: String,
+    pub action: Action,
+    pub source_digest: String,
+    pub target_digest: String,
+    pub platforms: Vec<String>,
+    /// `ok`, or `failed` when something of this image could not be pushed.
+    pub status: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct ApplySummary {
+    pub images: u64,
+    pub blobs_fetched: u64,
+    pub bytes_fetched: u64,
+    pub blobs_pushed: u64,
+    pub bytes_pushed: u64,
+    pub blobs_mounted: u64,
+    pub blobs_skipped: u64,
+    pub manifests_pushed: u64,
+    pub requests: u64,
+    pub failed: u64,
+}
+
+pub fn apply(plan: &Plan, outcome: &Outcome, requests: u64) -> ApplyDoc {
+    let failed_images: std::collections::BTreeSet<usize> =
+        outcome.failures.iter().map(|f| f.image).collect();
+    ApplyDoc {
+        version: VERSION,
+        images: plan
+            .images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| ApplyImage {
+                source: image.resolved.source.reference.to_string(),
+                target: image.target.clone(),
+                action: image.action,
+                source_digest: image.resolved.upstream_digest.to_string(),
+                target_digest: image.resolved.root.digest().to_string(),
+                platforms: image
+                    .resolved
+                    .platforms
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
+                status: if failed_images.contains(&i) {
+                    "failed"
+                } else {
+                    "ok"
+                },
+            })
+            .collect(),
+        summary: ApplySummary {
+            images: plan.images.len() as u64,
+            blobs_fetched: outcome.blobs_fetched,
+            bytes_fetched: outcome.bytes_fetched,
+            blobs_pushed: outcome.blobs_pushed,
+            bytes_pushed: outcome.bytes_pushed,
+            blobs_mounted: outcome.blobs_mounted,
+            blobs_skipped: plan.images.iter().map(|i| i.present.blobs).sum(),
+            manifests_pushed: outcome.manifests_pushed,
+            requests,
+            failed: failed_images.len() as u64,
+        },
+    }
+}

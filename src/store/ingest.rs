@@ -1,0 +1,173 @@
+//! Streaming ingest: bytes arrive from the network (or an archive), are hashed and written on a
+//! blocking thread, and become visible in the cache only once they hashed to the expected digest.
+//!
+//! Hashing and file writes run on `spawn_blocking`, fed through a bounded channel, so a fast
+//! download never stalls the async runtime and memory stays flat (at most a few chunks in
+//! flight whatever the blob size).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use super::{Store, StoreError};
+use crate::oci::digest::Algorithm;
+use crate::oci::{Digest, Sha256Hasher};
+
+/// Chunks buffered between the network task and the writer thread.
+const CHANNEL_DEPTH: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError<E: std::error::Error + 'static> {
+    #[error("reading {digest}: {source}")]
+    Source { digest: Digest, source: E },
+    #[error("{digest}: the bytes received hash to {actual} ({size} bytes); nothing was stored")]
+    DigestMismatch {
+        digest: Digest,
+        actual: Digest,
+        size: u64,
+    },
+    #[error("{digest}: expected {expected} bytes, received {actual}; nothing was stored")]
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    /// Streams `body` into the cache under `digest`, verifying digest and (when given) size.
+    /// Returns the number of bytes written.
+    pub async fn ingest<S, E>(
+        &self,
+        digest: &Digest,
+        expected_size: Option<u64>,
+        body: S,
+    ) -> Result<u64, IngestError<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::error::Error + 'static,
+    {
+        if digest.algorithm() != Algorithm::Sha256 {
+            return Err(StoreError::Unsupported(digest.clone()).into());
+        }
+        let tmp_dir = self.tmp_dir();
+        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(|source| StoreError::Io {
+            path: tmp_dir.clone(),
+            source,
+        })?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut tmp = tmp;
+            let mut hasher = Sha256Hasher::new();
+            while let Some(chunk) = rx.blocking_recv() {
+                hasher.update(&chunk);
+                tmp.write_all(&chunk)?;
+            }
+            tmp.as_file().sync_all()?;
+            Ok::<_, std::io::Error>((tmp, hasher))
+        });
+
+        let mut body = body;
+        let mut source_error = None;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    if tx.send(chunk).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    source_error = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let joined = writer.await.map_err(|e| StoreError::Io {
+            path: tmp_dir.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let (tmp, hasher) = joined.map_err(|source| StoreError::Io {
+            path: tmp_dir.clone(),
+            source,
+        })?;
+        if let Some(source) = source_error {
+            return Err(IngestError::Source {
+                digest: digest.clone(),
+                source,
+            });
+        }
+        let size = hasher.len();
+        if let Some(expected) = expected_size {
+            if expected != size {
+                return Err(IngestError::SizeMismatch {
+                    digest: digest.clone(),
+                    expected,
+                    actual: size,
+                });
+            }
+        }
+        let actual = hasher.finish();
+        if &actual != digest {
+            return Err(IngestError::DigestMismatch {
+                digest: digest.clone(),
+                actual,
+                size,
+            });
+        }
+        let dest: PathBuf = self.blob_path(digest);
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        futures_util::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[tokio::test]
+    async fn stores_only_verified_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let good = Digest::sha256_of(b"hello world");
+        let n = store
+            .ingest(&good, Some(11), chunks(&[b"hello ", b"world"]))
+            .await
+            .expect("ingest");
+        assert_eq!(n, 11);
+        assert!(store.contains(&good));
+
+        let wanted = Digest::sha256_of(b"other");
+        let err = store.ingest(&wanted, None, chunks(&[b"evil"])).await;
+        assert!(matches!(err, Err(IngestError::DigestMismatch { .. })));
+        assert!(!store.contains(&wanted));
+        let err = store.ingest(&wanted, Some(99), chunks(&[b"other"])).await;
+        assert!(matches!(err, Err(IngestError::SizeMismatch { .. })));
+        assert!(!store.contains(&wanted));
+        // No temp files are left behind.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp"))
+                .map(|d| d.count())
+                .ok(),
+            Some(0)
+        );
+    }
+}

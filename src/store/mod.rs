@@ -1,0 +1,172 @@
+//! The content-addressed cache: an OCI image layout on disk (`oci-layout`, `index.json`,
+//! `blobs/sha256/<hex>`), so other tools can read it and a bundle can be cut from it.
+//!
+//! Invariant: every file under `blobs/` hashed to its name before it got there. Bytes are written
+//! to a temp file inside `<root>/tmp` (same filesystem, so the final rename is atomic), hashed while
+//! they stream, fsynced, and renamed only when the digest and size match. Two `mirror` processes
+//! can share a cache: temp names are unique, and two renames of the same verified content to the
+//! same name leave the same bytes whichever wins.
+
+mod ingest;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::oci::digest::Algorithm;
+use crate::oci::{Digest, ManifestError, RawManifest};
+
+pub use ingest::IngestError;
+
+const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+const EMPTY_INDEX: &str =
+    r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+
+/// A verified, content-addressed blob store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cache {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("cached manifest {digest} at {path} is damaged: {source} (delete the file; it will be fetched again)")]
+    BadManifest {
+        digest: Digest,
+        path: PathBuf,
+        source: ManifestError,
+    },
+    #[error("digest {0} uses an algorithm the cache cannot verify (only sha256)")]
+    Unsupported(Digest),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Store {
+    /// Opens (creating when needed) the cache at `root`.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        for dir in [store.blob_dir(), store.tmp_dir()] {
+            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        for (name, content) in [("oci-layout", OCI_LAYOUT), ("index.json", EMPTY_INDEX)] {
+            let path = root.join(name);
+            if !path.exists() {
+                write_atomically(&store.tmp_dir(), &path, content.as_bytes())?;
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Where the blob lives (whether or not it is there yet).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_str())
+            .join(digest.hex())
+    }
+
+    /// Whether a verified copy of `digest` is in the cache.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// The size of a cached blob.
+    pub fn size(&self, digest: &Digest) -> Option<u64> {
+        std::fs::metadata(self.blob_path(digest))
+            .ok()
+            .map(|m| m.len())
+    }
+
+    /// Stores manifest bytes (their digest was computed from them, so they are verified).
+    pub fn put_manifest(&self, manifest: &RawManifest) -> Result<(), StoreError> {
+        let path = self.blob_path(manifest.digest());
+        if path.is_file() {
+            return Ok(());
+        }
+        write_atomically(&self.tmp_dir(), &path, manifest.bytes())
+    }
+
+    /// Reads a cached manifest, re-verifying its digest (manifests are small; a damaged cache
+    /// file must never be pushed).
+    pub fn manifest(&self, digest: &Digest) -> Result<Option<RawManifest>, StoreError> {
+        if digest.algorithm() != Algorithm::Sha256 {
+            return Err(StoreError::Unsupported(digest.clone()));
+        }
+        let path = self.blob_path(digest);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        RawManifest::verified(bytes, None, digest)
+            .map(Some)
+            .map_err(|source| StoreError::BadManifest {
+                digest: digest.clone(),
+                path,
+                source,
+            })
+    }
+
+    /// Reads a small cached blob (an image config) whole, verified.
+    pub fn read_small_blob(&self, digest: &Digest) -> Result<Option<Bytes>, StoreError> {
+        let path = self.blob_path(digest);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        if &Digest::sha256_of(&bytes) != digest {
+            let _ = std::fs::remove_file(&path);
+            return Ok(None);
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Stores small bytes known by content (a config fetched whole), verified against `digest`.
+    pub fn put_small_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<bool, StoreError> {
+        if &Digest::sha256_of(bytes) != digest {
+            return Ok(false);
+        }
+        let path = self.blob_path(digest);
+        if !path.is_file() {
+            write_atomically(&self.tmp_dir(), &path, bytes)?;
+        }
+        Ok(true)
+    }
+}
+
+/// temp file in `tmp_dir` → write → fsync → rename to `dest`.
+fn write_atomically(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir).map_err(io_err(tmp_dir))?;
+    tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_err(dest))?;
+    tmp.persist(dest).map_err(|e| StoreError::Io {
+        path: dest.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
