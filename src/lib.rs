@@ -19,10 +19,12 @@
 //!
 //! The library never prints; only `main.rs`/`cli` talk to the terminal.
 
+pub mod cli;
 pub mod endpoint;
 pub mod execute;
 pub mod model;
 pub mod oci;
+pub mod ops;
 pub mod plan;
 pub mod registry;
 pub mod report;

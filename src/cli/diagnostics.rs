@@ -1,0 +1,81 @@
+//! Every error becomes a miette report here, with a `help:` line saying what to do next.
+
+use miette::{miette, Report};
+
+use crate::execute::Outcome;
+use crate::ops::OpsError;
+use crate::plan::Plan;
+
+pub fn install_hook() {
+    let _ = miette::set_hook(Box::new(|_| {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(!no_color)
+                .unicode(!no_color)
+                .build(),
+        )
+    }));
+}
+
+/// An error from a command's stages.
+pub fn ops(error: OpsError) -> Report {
+    match error {
+        OpsError::Resolve(errors) => {
+            let count = errors.len();
+            let text: Vec<String> = errors
+                .iter()
+                .map(|e| match e.help() {
+                    Some(help) => format!("  × {e}\n    help: {help}"),
+                    None => format!("  × {e}"),
+                })
+                .collect();
+            miette!(
+                help = "nothing was transferred; fix the entries above and run again",
+                "{count} image(s) could not be resolved:\n{}",
+                text.join("\n")
+            )
+        }
+        other => {
+            let message = error_chain(&other);
+            miette!(help = "nothing was transferred", "{message}")
+        }
+    }
+}
+
+/// The failures of an apply.
+pub fn failures(plan: &Plan, outcome: &Outcome) -> Report {
+    let lines: Vec<String> = outcome
+        .failures
+        .iter()
+        .map(|f| {
+            let image = plan
+                .images
+                .get(f.image)
+                .map(|i| format!("{} → {}", i.resolved.source.reference, i.target))
+                .unwrap_or_default();
+            format!("  × {image}: {}: {}", f.task, error_chain(&f.error))
+        })
+        .collect();
+    miette!(
+        help = "tags of failed images were not moved; run `mirror apply` again to finish (nothing already done is repeated)",
+        "{} task(s) failed:\n{}",
+        outcome.failures.len(),
+        lines.join("\n")
+    )
+}
+
+/// `error: cause: cause`, skipping causes whose text the outer message already contains.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
