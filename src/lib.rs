@@ -19,5 +19,6 @@
 //!
 //! The library never prints; only `main.rs`/`cli` talk to the terminal.
 
-pub mod oci;
+pub mod mirrorfile;
 pub mod model;
+pub mod oci;

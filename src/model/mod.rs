@@ -28,7 +28,10 @@ pub struct Model {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// A registry, with an optional path prefix put in front of every repository.
-    Registry { host: String, prefix: Option<String> },
+    Registry {
+        host: String,
+        prefix: Option<String>,
+    },
 }
 
 /// How to talk to one registry.

@@ -45,10 +45,14 @@ mod tests {
         let a = original.and_then(|o| subset_index(o, &[1]).ok());
         let b = original.and_then(|o| subset_index(o, &[1]).ok());
         assert_eq!(a, b);
-        let body = a.map(|m| String::from_utf8_lossy(m.bytes()).to_string()).unwrap_or_default();
+        let body = a
+            .map(|m| String::from_utf8_lossy(m.bytes()).to_string())
+            .unwrap_or_default();
         assert_eq!(
             body,
-            format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"size":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","annotations":{{"z":"1","a":"2"}}}}],"annotations":{{"k":"v"}}}}"#)
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"size":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","annotations":{{"z":"1","a":"2"}}}}],"annotations":{{"k":"v"}}}}"#
+            )
         );
     }
 }

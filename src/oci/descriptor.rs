@@ -28,7 +28,11 @@ pub struct Descriptor {
     pub annotations: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
-    #[serde(rename = "artifactType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub artifact_type: Option<String>,
 }
 
@@ -39,7 +43,10 @@ fn empty_media_type() -> MediaType {
 impl Descriptor {
     /// The digest of the manifest this entry attests to, when it is a buildx attestation.
     pub fn attests(&self) -> Option<Digest> {
-        if self.annotations.get(ANNOTATION_REFERENCE_TYPE).map(String::as_str)
+        if self
+            .annotations
+            .get(ANNOTATION_REFERENCE_TYPE)
+            .map(String::as_str)
             != Some("attestation-manifest")
         {
             return None;

@@ -44,7 +44,9 @@ pub struct Digest {
 pub enum DigestError {
     #[error("digest `{0}` has no `algorithm:` prefix")]
     MissingAlgorithm(String),
-    #[error("digest `{input}` uses the unsupported algorithm `{algorithm}` (supported: sha256, sha512)")]
+    #[error(
+        "digest `{input}` uses the unsupported algorithm `{algorithm}` (supported: sha256, sha512)"
+    )]
     UnknownAlgorithm { input: String, algorithm: String },
     #[error("digest `{input}` must have {expected} lowercase hex characters after `{algorithm}:`")]
     BadHex {
@@ -101,7 +103,9 @@ impl FromStr for Digest {
             }
         };
         let valid = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid {
             return Err(DigestError::BadHex {
                 input: input.to_string(),
@@ -180,15 +184,24 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert!(matches!("abc".parse::<Digest>(), Err(DigestError::MissingAlgorithm(_))));
+        assert!(matches!(
+            "abc".parse::<Digest>(),
+            Err(DigestError::MissingAlgorithm(_))
+        ));
         assert!(matches!(
             "md5:abcd".parse::<Digest>(),
             Err(DigestError::UnknownAlgorithm { .. })
         ));
-        assert!(matches!("sha256:ABCD".parse::<Digest>(), Err(DigestError::BadHex { .. })));
+        assert!(matches!(
+            "sha256:ABCD".parse::<Digest>(),
+            Err(DigestError::BadHex { .. })
+        ));
         let upper = format!("sha256:{}", "A".repeat(64));
         assert!(upper.parse::<Digest>().is_err());
         let ok512 = format!("sha512:{}", "a".repeat(128));
-        assert_eq!(ok512.parse::<Digest>().map(|d| d.algorithm()), Ok(Algorithm::Sha512));
+        assert_eq!(
+            ok512.parse::<Digest>().map(|d| d.algorithm()),
+            Ok(Algorithm::Sha512)
+        );
     }
 }

@@ -96,10 +96,11 @@ impl RawManifest {
                 limit: MAX_MANIFEST_BYTES,
             });
         }
-        let probe: Probe = serde_json::from_slice(&bytes).map_err(|source| ManifestError::Json {
-            digest: digest.clone(),
-            source,
-        })?;
+        let probe: Probe =
+            serde_json::from_slice(&bytes).map_err(|source| ManifestError::Json {
+                digest: digest.clone(),
+                source,
+            })?;
         if probe.schema_version == Some(1) {
             return Err(ManifestError::Schema1 { digest });
         }
@@ -130,7 +131,11 @@ impl RawManifest {
     }
 
     /// Like [`RawManifest::new`], and fails unless the bytes hash to `expected`.
-    pub fn verified(bytes: Bytes, declared: Option<&str>, expected: &Digest) -> Result<RawManifest, ManifestError> {
+    pub fn verified(
+        bytes: Bytes,
+        declared: Option<&str>,
+        expected: &Digest,
+    ) -> Result<RawManifest, ManifestError> {
         let actual = Digest::sha256_of(&bytes);
         if &actual != expected {
             return Err(ManifestError::DigestMismatch {
@@ -206,17 +211,33 @@ mod tests {
         let m = RawManifest::new(body.clone(), Some("application/json")).ok();
         assert_eq!(m.map(|m| m.media_type().clone()), Some(MediaType::OciIndex));
         let bare = Bytes::from_static(br#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#);
-        let m = RawManifest::new(bare.clone(), Some("application/vnd.docker.distribution.manifest.v2+json")).ok();
-        assert_eq!(m.map(|m| m.media_type().clone()), Some(MediaType::DockerManifest));
+        let m = RawManifest::new(
+            bare.clone(),
+            Some("application/vnd.docker.distribution.manifest.v2+json"),
+        )
+        .ok();
+        assert_eq!(
+            m.map(|m| m.media_type().clone()),
+            Some(MediaType::DockerManifest)
+        );
         let m = RawManifest::new(bare, None).ok();
-        assert_eq!(m.map(|m| m.media_type().clone()), Some(MediaType::OciManifest));
+        assert_eq!(
+            m.map(|m| m.media_type().clone()),
+            Some(MediaType::OciManifest)
+        );
     }
 
     #[test]
     fn rejects_garbage_schema1_and_mismatch() {
-        assert!(matches!(RawManifest::new(Bytes::from_static(b"{"), None), Err(ManifestError::Json { .. })));
         assert!(matches!(
-            RawManifest::new(Bytes::from_static(br#"{"schemaVersion":1,"name":"x"}"#), None),
+            RawManifest::new(Bytes::from_static(b"{"), None),
+            Err(ManifestError::Json { .. })
+        ));
+        assert!(matches!(
+            RawManifest::new(
+                Bytes::from_static(br#"{"schemaVersion":1,"name":"x"}"#),
+                None
+            ),
             Err(ManifestError::Schema1 { .. })
         ));
         let other = Digest::sha256_of(b"other");

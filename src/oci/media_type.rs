@@ -31,7 +31,12 @@ pub enum MediaType {
 impl MediaType {
     /// Parses a `Content-Type`-style value: case-insensitive, `; params` dropped.
     pub fn parse(value: &str) -> MediaType {
-        let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             OCI_INDEX => MediaType::OciIndex,
             OCI_MANIFEST => MediaType::OciManifest,
@@ -93,7 +98,6 @@ impl<'de> serde::Deserialize<'de> for MediaType {
         Ok(MediaType::parse(&s))
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,11 @@ pub struct Platform {
     pub architecture: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
@@ -45,8 +49,23 @@ pub enum PlatformError {
 }
 
 const KNOWN_OS: &[&str] = &[
-    "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "aix",
-    "android", "ios", "dragonfly", "plan9", "js", "wasip1", "zos", "unknown",
+    "linux",
+    "windows",
+    "darwin",
+    "freebsd",
+    "netbsd",
+    "openbsd",
+    "solaris",
+    "illumos",
+    "aix",
+    "android",
+    "ios",
+    "dragonfly",
+    "plan9",
+    "js",
+    "wasip1",
+    "zos",
+    "unknown",
 ];
 const KNOWN_OS_TEXT: &str = "linux, windows, darwin, freebsd, …";
 const KNOWN_ARCH: &[&str] = &[
@@ -176,7 +195,6 @@ impl FromStr for Platform {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,10 +230,22 @@ mod tests {
 
     #[test]
     fn rejects_bad_platforms() {
-        assert!(matches!("linux".parse::<Platform>(), Err(PlatformError::Shape(_))));
-        assert!(matches!("linux/arm/v7/x".parse::<Platform>(), Err(PlatformError::Shape(_))));
-        assert!(matches!("lunix/amd64".parse::<Platform>(), Err(PlatformError::UnknownOs { .. })));
-        assert!(matches!("linux/amd46".parse::<Platform>(), Err(PlatformError::UnknownArch { .. })));
+        assert!(matches!(
+            "linux".parse::<Platform>(),
+            Err(PlatformError::Shape(_))
+        ));
+        assert!(matches!(
+            "linux/arm/v7/x".parse::<Platform>(),
+            Err(PlatformError::Shape(_))
+        ));
+        assert!(matches!(
+            "lunix/amd64".parse::<Platform>(),
+            Err(PlatformError::UnknownOs { .. })
+        ));
+        assert!(matches!(
+            "linux/amd46".parse::<Platform>(),
+            Err(PlatformError::UnknownArch { .. })
+        ));
         assert_eq!(p("linux/arm/v7").to_string(), "linux/arm/v7");
     }
 }

@@ -31,7 +31,9 @@ pub enum ReferenceError {
     Uppercase { input: String },
     #[error("`{input}`: invalid repository path component `{component}` (allowed: a-z, 0-9, and `.`, `_`, `__`, `-` between them)")]
     BadComponent { input: String, component: String },
-    #[error("`{input}`: invalid tag `{tag}` (up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -)")]
+    #[error(
+        "`{input}`: invalid tag `{tag}` (up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -)"
+    )]
     BadTag { input: String, tag: String },
     #[error("`{input}`: invalid registry host `{host}`")]
     BadHost { input: String, host: String },
@@ -43,7 +45,12 @@ pub enum ReferenceError {
 
 impl Reference {
     /// Builds a reference from parts that are already valid (used for target names).
-    pub fn new(registry: &str, repository: &str, tag: Option<&str>, digest: Option<Digest>) -> Result<Self, ReferenceError> {
+    pub fn new(
+        registry: &str,
+        repository: &str,
+        tag: Option<&str>,
+        digest: Option<Digest>,
+    ) -> Result<Self, ReferenceError> {
         let mut text = format!("{registry}/{repository}");
         if let Some(tag) = tag {
             text.push(':');
@@ -138,10 +145,13 @@ impl FromStr for Reference {
 
         let (name_and_tag, digest) = match trimmed.split_once('@') {
             Some((rest, digest)) => {
-                let digest = digest.parse::<Digest>().map_err(|source| ReferenceError::BadDigest {
-                    input: err_input(),
-                    source,
-                })?;
+                let digest =
+                    digest
+                        .parse::<Digest>()
+                        .map_err(|source| ReferenceError::BadDigest {
+                            input: err_input(),
+                            source,
+                        })?;
                 (rest, Some(digest))
             }
             None => (trimmed, None),
@@ -297,9 +307,18 @@ mod tests {
             ("alpine", "docker.io/library/alpine:latest"),
             ("alpine:3.20", "docker.io/library/alpine:3.20"),
             ("rancher/pause:3.1", "docker.io/rancher/pause:3.1"),
-            ("docker.io/rancher/mirrored-pause:3.6", "docker.io/rancher/mirrored-pause:3.6"),
-            ("index.docker.io/library/nginx", "docker.io/library/nginx:latest"),
-            ("registry-1.docker.io/nginx", "docker.io/library/nginx:latest"),
+            (
+                "docker.io/rancher/mirrored-pause:3.6",
+                "docker.io/rancher/mirrored-pause:3.6",
+            ),
+            (
+                "index.docker.io/library/nginx",
+                "docker.io/library/nginx:latest",
+            ),
+            (
+                "registry-1.docker.io/nginx",
+                "docker.io/library/nginx:latest",
+            ),
             ("host:5000/a/b:tag", "host:5000/a/b:tag"),
             ("localhost/a", "localhost/a:latest"),
             ("ghcr.io/x/y_z__w.v-1:v1.0", "ghcr.io/x/y_z__w.v-1:v1.0"),
