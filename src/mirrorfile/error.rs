@@ -139,6 +139,18 @@ impl SourceFile {
         }
     }
 
+    /// An [`ErrorKind::Invalid`] error with its advice, the most common shape.
+    pub fn invalid(
+        &self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        label: &str,
+        help: impl Into<String>,
+    ) -> MirrorfileError {
+        self.error(ErrorKind::Invalid, span, message, label)
+            .with_help(help)
+    }
+
     /// The 1-based line number holding byte `offset`.
     pub fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());

@@ -6,9 +6,11 @@
 //! [`MirrorfileError`] pointing at `file:line:column`; turning it into terminal output and an exit
 //! code is the CLI's job.
 
+mod conflicts;
 mod error;
 mod image_list;
 mod lower;
+mod naming;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
