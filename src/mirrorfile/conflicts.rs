@@ -17,6 +17,14 @@ pub(crate) struct Site {
     pub span: Range<usize>,
 }
 
+impl Site {
+    /// `file:line` of the reference itself, matching where the error's carets point.
+    fn position(&self) -> String {
+        let line = self.file.line_of(self.span.start);
+        format!("{}:{line}", self.file.path.display())
+    }
+}
+
 /// The images lowered so far, in declaration order.
 #[derive(Default)]
 pub(crate) struct Images {
@@ -70,7 +78,9 @@ fn conflict(
         (
             format!(
                 "`{}` is declared twice with different platforms or index mode ({} and {})",
-                second.reference, first.origin, second.origin
+                second.reference,
+                first_site.position(),
+                site.position()
             ),
             "declare it once, with the settings you want",
         )
@@ -78,7 +88,8 @@ fn conflict(
         (
             format!(
                 "two different images would be pushed to `{target}` ({} and {})",
-                first.origin, second.origin
+                first_site.position(),
+                site.position()
             ),
             "rename one of them with `to = \"repository:tag\"`, or remove one",
         )

@@ -190,12 +190,12 @@ fn conflicts_are_errors() {
     let err = lower_err(&text, &[]);
     assert_eq!(err.kind(), ErrorKind::Conflict);
     assert!(
-        err.message().contains("mirrorfile.toml:3 and"),
+        err.message().contains("mirrorfile.toml:4 and"),
         "{}",
         err.message()
     );
     assert!(
-        err.message().ends_with("mirrorfile.toml:5)"),
+        err.message().ends_with("mirrorfile.toml:6)"),
         "{}",
         err.message()
     );
