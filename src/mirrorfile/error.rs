@@ -11,7 +11,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use miette::{LabeledSpan, NamedSource};
+use miette::{Diagnostic, LabeledSpan, NamedSource};
 
 /// The broad class of a [`MirrorfileError`], for callers and tests that branch on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +30,16 @@ pub enum ErrorKind {
 }
 
 /// An error in a Mirrorfile or a list file, ready to be rendered by miette.
+///
+/// The details are boxed so `Result<_, MirrorfileError>` stays one pointer wide on the happy path.
+#[derive(Debug)]
+pub struct MirrorfileError {
+    inner: Box<Details>,
+}
+
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{message}")]
-pub struct MirrorfileError {
+struct Details {
     kind: ErrorKind,
     message: String,
     #[source_code]
@@ -47,14 +54,61 @@ pub struct MirrorfileError {
     io: Option<std::io::Error>,
 }
 
+impl std::fmt::Display for MirrorfileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl std::error::Error for MirrorfileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source()
+    }
+}
+
+impl Diagnostic for MirrorfileError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.inner.code()
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        self.inner.severity()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.inner.help()
+    }
+    fn url<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.inner.url()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.inner.source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.inner.labels()
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        self.inner.related()
+    }
+    fn diagnostic_source(&self) -> Option<&dyn Diagnostic> {
+        self.inner.diagnostic_source()
+    }
+}
+
+impl From<Details> for MirrorfileError {
+    fn from(details: Details) -> Self {
+        MirrorfileError {
+            inner: Box::new(details),
+        }
+    }
+}
+
 impl MirrorfileError {
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The one-line message (also what `Display` prints).
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     /// An error with no file text to point into (the Mirrorfile itself cannot be read).
@@ -64,7 +118,7 @@ impl MirrorfileError {
         } else {
             format!("cannot read `{}`", path.display())
         };
-        MirrorfileError {
+        MirrorfileError::from(Details {
             kind: ErrorKind::Io,
             message,
             source_code: None,
@@ -72,28 +126,28 @@ impl MirrorfileError {
             help: Some(help.to_string()),
             related: Vec::new(),
             io: Some(source),
-        }
+        })
     }
 
     pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.inner.help = Some(help.into());
         self
     }
 
     /// Adds a second label in the same file.
     pub(crate) fn with_label(mut self, span: Range<usize>, label: impl Into<String>) -> Self {
-        self.labels.push(labeled(span, label.into()));
+        self.inner.labels.push(labeled(span, label.into()));
         self
     }
 
     /// Adds a note pointing into another file (or another place worth its own snippet).
     pub(crate) fn with_related(mut self, related: MirrorfileError) -> Self {
-        self.related.push(related);
+        self.inner.related.push(related);
         self
     }
 
     pub(crate) fn with_io(mut self, source: std::io::Error) -> Self {
-        self.io = Some(source);
+        self.inner.io = Some(source);
         self
     }
 }
@@ -125,7 +179,7 @@ impl SourceFile {
         message: impl Into<String>,
         label: impl Into<String>,
     ) -> MirrorfileError {
-        MirrorfileError {
+        MirrorfileError::from(Details {
             kind,
             message: message.into(),
             source_code: Some(NamedSource::new(
@@ -136,7 +190,7 @@ impl SourceFile {
             help: None,
             related: Vec::new(),
             io: None,
-        }
+        })
     }
 
     /// An [`ErrorKind::Invalid`] error with its advice, the most common shape.
