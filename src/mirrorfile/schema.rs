@@ -32,7 +32,9 @@ pub struct MirrorfileToml {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetTable {
+    /// The registry to mirror into: `host` or `host:port`.
     pub registry: Option<Spanned<String>>,
+    /// A repository path put in front of every target repository (`mirror` → `mirror/library/alpine`).
     pub prefix: Option<Spanned<String>>,
 }
 
@@ -40,7 +42,9 @@ pub struct TargetTable {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryTable {
+    /// `verify` (the default), `skip-verify` or `http`.
     pub tls: Option<Spanned<Tls>>,
+    /// A PEM file of extra CA certificates, relative to the Mirrorfile's directory.
     pub ca: Option<Spanned<String>>,
 }
 
@@ -63,7 +67,9 @@ pub enum Index {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultsTable {
+    /// `os/architecture[/variant]` selectors; absent means all platforms.
     pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `rewrite` (the default) or `sparse`.
     pub index: Option<Spanned<Index>>,
 }
 
@@ -71,10 +77,13 @@ pub struct DefaultsTable {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageEntry {
+    /// One image reference, e.g. `docker.io/rancher/mirrored-pause:3.6`.
     #[serde(rename = "ref")]
     pub reference: Option<Spanned<String>>,
+    /// A file with one reference per line, relative to the Mirrorfile's directory.
     pub list: Option<Spanned<String>>,
     pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Rename on the target: `repository[:tag]`; only with `ref`.
     pub to: Option<Spanned<String>>,
     pub index: Option<Spanned<Index>>,
 }
@@ -83,5 +92,6 @@ pub struct ImageEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheTable {
+    /// The cache directory, relative to the Mirrorfile's directory.
     pub dir: Option<Spanned<String>>,
 }

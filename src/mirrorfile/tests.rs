@@ -292,3 +292,56 @@ fn find_and_load() {
         .unwrap_or_default();
     assert!(help.contains("-f"), "{help}");
 }
+
+#[test]
+fn the_documented_example() {
+    let text = r#"
+[target]
+registry = "registry.example.internal:5000"   # required
+prefix = "mirror"
+
+[registry."registry.example.internal:5000"]
+tls = "verify"
+ca = "certs/ca.pem"
+
+[defaults]
+platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+index = "rewrite"
+
+[[images]]
+ref = "docker.io/rancher/mirrored-pause:3.6"
+platforms = ["linux/amd64"]
+to = "infra/pause"
+index = "sparse"
+
+[[images]]
+list = "k3s-images.txt"
+
+[cache]
+dir = "/var/cache/mirror"
+"#;
+    let files = [
+        ("certs/ca.pem", "pem"),
+        (
+            "k3s-images.txt",
+            "docker.io/rancher/mirrored-coredns-coredns:1.10.1\n",
+        ),
+    ];
+    let (_dir, model) = lower(text, &files);
+    assert_eq!(
+        names(&model),
+        [
+            "docker.io/rancher/mirrored-pause:3.6 -> mirror/infra/pause:3.6",
+            "docker.io/rancher/mirrored-coredns-coredns:1.10.1 -> mirror/rancher/mirrored-coredns-coredns:1.10.1",
+        ]
+    );
+    assert_eq!(
+        model.images[0].origin.line, 14,
+        "the `[[images]]` header line"
+    );
+    assert_eq!(
+        model.images[1].platforms.clone(),
+        platforms(&["linux/amd64", "linux/arm64", "linux/arm/v7"])
+    );
+    assert_eq!(model.cache_dir, Some(PathBuf::from("/var/cache/mirror")));
+}
