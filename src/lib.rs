@@ -22,6 +22,7 @@
 pub mod cli;
 pub mod endpoint;
 pub mod execute;
+pub mod mirrorfile;
 pub mod model;
 pub mod oci;
 pub mod ops;

@@ -16,7 +16,8 @@ pub struct Model {
     /// The Mirrorfile this came from (absolute or as given on the command line).
     pub path: PathBuf,
     pub target: Target,
-    /// Per-registry settings keyed by registry host as written (`docker.io`, `127.0.0.1:5000`).
+    /// Per-registry settings keyed by registry host as written (`docker.io`, `127.0.0.1:5000`),
+    /// Docker Hub's aliases (`index.docker.io`, `registry-1.docker.io`) normalised to `docker.io`.
     pub registries: BTreeMap<String, RegistrySettings>,
     /// Every image to mirror, in Mirrorfile order (list files expanded in place).
     pub images: Vec<ImageSource>,

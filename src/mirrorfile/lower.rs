@@ -1,0 +1,364 @@
+//! Schema → [`Model`]: defaults applied, references and platforms parsed, target names computed,
+//! list files expanded, conflicts found.
+//!
+//! All cross-field rules live here rather than in serde attributes, so each can report its own
+//! message at the precise span (`to` next to `list`, an empty `platforms`, a missing `registry`).
+//! The only I/O is reading list files and checking that CA files exist: both are named by the
+//! Mirrorfile, and an error about them belongs at the line that names them.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use toml::Spanned;
+
+use super::conflicts::{Images, Site};
+use super::error::{ErrorKind, MirrorfileError, SourceFile};
+use super::image_list;
+use super::naming::{check_repo_path, normalise_host, parse_to, target_name, Rename};
+use super::schema::{self, ImageEntry, MirrorfileToml};
+use crate::model::{
+    ImageSource, IndexMode, Model, Origin, PlatformSelection, RegistrySettings, Target, TlsMode,
+};
+use crate::oci::{Platform, Reference};
+
+const REFERENCE_HELP: &str = "write `[registry/]repository[:tag][@sha256:digest]` in lowercase, \
+     e.g. `docker.io/library/alpine:3.20`";
+const PLATFORM_HELP: &str =
+    "write each platform as `os/architecture[/variant]`, e.g. `linux/amd64` or `linux/arm/v7`";
+const PATH_HELP: &str = "use lowercase path components separated by `/` (letters, digits, and \
+     `.`, `_`, `__`, `-` between them), e.g. `infra/pause`";
+const HOST_HELP: &str = "write a host name with a `.` or a `:port` (or `localhost`), \
+     e.g. `registry.example.internal:5000`";
+const RELATIVE_HELP: &str = "the path is relative to the Mirrorfile's directory";
+
+/// Lowers a parsed Mirrorfile. Relative paths resolve against `file`'s directory.
+pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, MirrorfileError> {
+    let file = Rc::new(file);
+    let dir = file
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let cx = Lowerer { file, dir };
+    let (host, prefix) = cx.target(doc.target.as_ref())?;
+    let registries = cx.registries(&doc.registry)?;
+    let defaults = doc.defaults.as_ref();
+    let defaults = Settings {
+        platforms: match defaults.and_then(|d| d.platforms.as_ref()) {
+            Some(p) => cx.platforms(p)?,
+            None => PlatformSelection::All,
+        },
+        index: index_mode(defaults.and_then(|d| d.index.as_ref()), IndexMode::Rewrite),
+    };
+    let target = TargetName {
+        host: &host,
+        prefix: prefix.as_deref(),
+    };
+    let mut images = Images::default();
+    for entry in &doc.images {
+        cx.entry(entry, &target, &defaults, &mut images)?;
+    }
+    let cache_dir = doc
+        .cache
+        .and_then(|c| c.dir)
+        .map(|d| cx.dir.join(d.into_inner()));
+    Ok(Model {
+        path: cx.file.path.clone(),
+        target: Target::Registry { host, prefix },
+        registries,
+        images: images.into_sources(),
+        cache_dir,
+    })
+}
+
+struct Lowerer {
+    /// The Mirrorfile.
+    file: Rc<SourceFile>,
+    /// Its directory, for relative paths.
+    dir: PathBuf,
+}
+
+/// Platform and index settings, from `[defaults]` or an entry.
+#[derive(Clone)]
+struct Settings {
+    platforms: PlatformSelection,
+    index: IndexMode,
+}
+
+/// What target naming needs from `[target]`.
+struct TargetName<'a> {
+    host: &'a str,
+    prefix: Option<&'a str>,
+}
+
+impl Lowerer {
+    /// `[target]`: returns the registry host and the prefix.
+    fn target(
+        &self,
+        table: Option<&Spanned<schema::TargetTable>>,
+    ) -> Result<(String, Option<String>), MirrorfileError> {
+        let help = "add `registry = \"host:port\"` under `[target]`: the registry to mirror into";
+        let Some(table) = table else {
+            return Err(self
+                .file
+                .invalid(0..0, "missing [target] table", "expected here", help));
+        };
+        let t = table.get_ref();
+        // One key per kind of target; exactly one must be set. `layout` and `bundle` join here.
+        let Some(registry) = &t.registry else {
+            let msg = "[target] does not say where to mirror to";
+            return Err(self
+                .file
+                .invalid(table.span(), msg, "no `registry` in this table", help));
+        };
+        let host = self.host(registry)?;
+        let prefix = match &t.prefix {
+            Some(prefix) => {
+                let value = prefix.get_ref().trim_matches('/');
+                check_repo_path(value).map_err(|reason| {
+                    let msg = format!("invalid prefix: {reason}");
+                    self.file
+                        .invalid(prefix.span(), msg, "not a repository path", PATH_HELP)
+                })?;
+                Some(value.to_string())
+            }
+            None => None,
+        };
+        Ok((host, prefix))
+    }
+
+    /// Validates a registry host and normalises Docker Hub's aliases to `docker.io`.
+    fn host(&self, host: &Spanned<String>) -> Result<String, MirrorfileError> {
+        normalise_host(host.get_ref()).ok_or_else(|| {
+            let msg = format!("`{}` is not a registry host", host.get_ref());
+            self.file.invalid(host.span(), msg, "not a host", HOST_HELP)
+        })
+    }
+
+    fn registries(
+        &self,
+        tables: &BTreeMap<Spanned<String>, schema::RegistryTable>,
+    ) -> Result<BTreeMap<String, RegistrySettings>, MirrorfileError> {
+        let mut out = BTreeMap::new();
+        let mut spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
+        // File order, not key order, so the first error reported is the first in the file.
+        let mut keys: Vec<_> = tables.iter().collect();
+        keys.sort_by_key(|(k, _)| k.span().start);
+        for (key, table) in keys {
+            let host = self.host(key)?;
+            if let Some(first) = spans.get(&host) {
+                let msg = format!("registry `{host}` is configured twice");
+                let help = "these names are the same registry; merge the two tables into one";
+                return Err(self
+                    .file
+                    .error(ErrorKind::Conflict, key.span(), msg, "second table")
+                    .with_label(first.clone(), "first table")
+                    .with_help(help));
+            }
+            spans.insert(host.clone(), key.span());
+            let tls = match table.tls.as_ref().map(|t| *t.get_ref()) {
+                None | Some(schema::Tls::Verify) => TlsMode::Verify,
+                Some(schema::Tls::SkipVerify) => TlsMode::SkipVerify,
+                Some(schema::Tls::Http) => TlsMode::Http,
+            };
+            let ca = match &table.ca {
+                Some(ca) => {
+                    let path = self.dir.join(ca.get_ref());
+                    if !path.is_file() {
+                        let msg = format!("CA file `{}` does not exist", path.display());
+                        let help = format!("{RELATIVE_HELP}; fix it or remove `ca`");
+                        return Err(self.file.invalid(ca.span(), msg, "no such file", help));
+                    }
+                    Some(path)
+                }
+                None => None,
+            };
+            out.insert(host, RegistrySettings { tls, ca });
+        }
+        Ok(out)
+    }
+
+    fn platforms(
+        &self,
+        list: &Spanned<Vec<Spanned<String>>>,
+    ) -> Result<PlatformSelection, MirrorfileError> {
+        if list.get_ref().is_empty() {
+            let help = "omit the key to copy all platforms, or list the ones to copy";
+            return Err(self.file.invalid(
+                list.span(),
+                "`platforms` is empty",
+                "selects nothing",
+                help,
+            ));
+        }
+        let mut out: Vec<Platform> = Vec::new();
+        for item in list.get_ref() {
+            let platform = item.get_ref().parse::<Platform>().map_err(|e| {
+                let msg = format!("invalid platform: {e}");
+                self.file
+                    .invalid(item.span(), msg, "not a platform", PLATFORM_HELP)
+            })?;
+            if !out.iter().any(|p| p.normalized() == platform.normalized()) {
+                out.push(platform);
+            }
+        }
+        Ok(PlatformSelection::Only(out))
+    }
+
+    /// One `[[images]]` entry: a `ref`, or every line of a `list`.
+    fn entry(
+        &self,
+        entry: &Spanned<ImageEntry>,
+        target: &TargetName<'_>,
+        defaults: &Settings,
+        images: &mut Images,
+    ) -> Result<(), MirrorfileError> {
+        let e = entry.get_ref();
+        let settings = Settings {
+            platforms: match &e.platforms {
+                Some(p) => self.platforms(p)?,
+                None => defaults.platforms.clone(),
+            },
+            index: index_mode(e.index.as_ref(), defaults.index),
+        };
+        match (&e.reference, &e.list) {
+            (Some(reference), Some(list)) => {
+                let msg = "an [[images]] entry takes `ref` or `list`, not both";
+                Err(self
+                    .file
+                    .invalid(
+                        list.span(),
+                        msg,
+                        "`list` here",
+                        "split it into two [[images]] entries",
+                    )
+                    .with_label(reference.span(), "`ref` here"))
+            }
+            (None, None) => {
+                let msg = "this [[images]] entry has neither `ref` nor `list`";
+                let help =
+                    "add `ref = \"docker.io/library/alpine:3.20\"` or `list = \"images.txt\"`";
+                Err(self
+                    .file
+                    .invalid(entry.span(), msg, "no image in this entry", help))
+            }
+            (Some(reference), None) => {
+                let source = reference.get_ref().parse::<Reference>().map_err(|err| {
+                    let msg = format!("invalid image reference: {err}");
+                    self.file.invalid(
+                        reference.span(),
+                        msg,
+                        "not an image reference",
+                        REFERENCE_HELP,
+                    )
+                })?;
+                let to = match &e.to {
+                    Some(to) => Some(self.to(to)?),
+                    None => None,
+                };
+                let name_span = e.to.as_ref().map_or(reference.span(), |t| t.span());
+                let (repo, tag) = target_name(target.host, target.prefix, &source, to.as_ref())
+                    .map_err(|msg| {
+                        self.file
+                            .invalid(name_span, msg, "too long", "choose a shorter name")
+                    })?;
+                let origin = Origin {
+                    file: self.file.path.clone(),
+                    line: self.file.line_of(entry.span().start),
+                };
+                let site = Site {
+                    file: self.file.clone(),
+                    span: reference.span(),
+                };
+                images.add(image(source, &settings, repo, tag, origin), site)
+            }
+            (None, Some(list)) => {
+                if let Some(to) = &e.to {
+                    let help = "list images keep their own names; use `[target] prefix`, or give \
+                         the image its own [[images]] entry with `ref` and `to`";
+                    let msg = "`to` cannot be used with `list`";
+                    return Err(self
+                        .file
+                        .invalid(to.span(), msg, "renames one image", help)
+                        .with_label(list.span(), "but this names many"));
+                }
+                let list_file = self.read_list(list)?;
+                for item in image_list::parse(&list_file)? {
+                    let (repo, tag) =
+                        target_name(target.host, target.prefix, &item.reference, None).map_err(
+                            |msg| {
+                                let span = item.span.clone();
+                                list_file.invalid(span, msg, "too long", "use a shorter `prefix`")
+                            },
+                        )?;
+                    let origin = Origin {
+                        file: list_file.path.clone(),
+                        line: item.line,
+                    };
+                    let site = Site {
+                        file: list_file.clone(),
+                        span: item.span,
+                    };
+                    images.add(image(item.reference, &settings, repo, tag, origin), site)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn read_list(&self, list: &Spanned<String>) -> Result<Rc<SourceFile>, MirrorfileError> {
+        let path = self.dir.join(list.get_ref());
+        let text = std::fs::read_to_string(&path).map_err(|err| {
+            let msg = format!("cannot read list file `{}`", path.display());
+            let help = format!("{RELATIVE_HELP}; check that the file exists and is UTF-8 text");
+            self.file
+                .error(ErrorKind::Io, list.span(), msg, "named here")
+                .with_help(help)
+                .with_io(err)
+        })?;
+        let file = Rc::new(SourceFile::new(path, text));
+        let blank = |l: &str| l.trim().is_empty() || l.trim_start().starts_with('#');
+        if file.text.lines().all(blank) {
+            let msg = format!("list file `{}` names no images", file.path.display());
+            let help = "add one image reference per line, or remove this entry";
+            return Err(self.file.invalid(list.span(), msg, "empty list", help));
+        }
+        Ok(file)
+    }
+
+    fn to(&self, to: &Spanned<String>) -> Result<Rename, MirrorfileError> {
+        parse_to(to.get_ref()).map_err(|reason| {
+            let msg = format!("invalid `to`: {reason}");
+            let help = format!("{PATH_HELP}, optionally with `:tag`, e.g. `infra/pause:stable`");
+            self.file
+                .invalid(to.span(), msg, "not `repository[:tag]`", help)
+        })
+    }
+}
+
+fn image(
+    reference: Reference,
+    settings: &Settings,
+    target_repository: String,
+    target_tag: Option<String>,
+    origin: Origin,
+) -> ImageSource {
+    ImageSource {
+        reference,
+        platforms: settings.platforms.clone(),
+        index_mode: settings.index,
+        target_repository,
+        target_tag,
+        origin,
+    }
+}
+
+fn index_mode(index: Option<&Spanned<schema::Index>>, default: IndexMode) -> IndexMode {
+    match index.map(|i| *i.get_ref()) {
+        None => default,
+        Some(schema::Index::Rewrite) => IndexMode::Rewrite,
+        Some(schema::Index::Sparse) => IndexMode::Sparse,
+    }
+}
