@@ -7,5 +7,6 @@
 pub mod context;
 pub mod http;
 pub mod images;
+pub mod lab;
 pub mod registry;
 pub mod skopeo;
