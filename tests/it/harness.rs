@@ -40,6 +40,21 @@ fn two_registries_get_distinct_ports() {
 }
 
 #[test]
+fn a_taken_port_is_never_mistaken_for_our_registry() {
+    let a = Registry::start();
+    let err = match Registry::try_start_on(a.port()) {
+        Ok(b) => panic!("second registry claims port {} held by the first", b.port()),
+        Err(e) => e,
+    };
+    assert!(err.contains("exited early"), "{err}");
+    assert_eq!(
+        http::get(&a.host(), "/v2/", None).status,
+        200,
+        "first still serves"
+    );
+}
+
+#[test]
 fn builder_is_deterministic() {
     let spec = ImageSpec::multi("det", &PLATFORMS)
         .layers(3)

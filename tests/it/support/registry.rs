@@ -16,6 +16,9 @@ use super::http;
 const BINARY: &str = "/usr/bin/docker-registry";
 const START_ATTEMPTS: usize = 5;
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// A response header (`http.headers` in the config) naming the instance, so readiness checks
+/// cannot mistake another registry that grabbed the same port for this one.
+const ID_HEADER: &str = "X-Mirror-Test-Registry";
 
 pub struct Registry {
     dir: TempDir,
@@ -30,18 +33,26 @@ impl Registry {
             Path::new(BINARY).exists(),
             "{BINARY} not found: install docker-registry (apt-get install docker-registry)"
         );
-        let dir = tempfile::Builder::new()
-            .prefix("mirror-it-registry-")
-            .tempdir()
-            .expect("create registry temp dir");
-        fs::create_dir_all(dir.path().join("storage")).expect("create registry storage dir");
-        let mut registry = Registry {
-            dir,
-            port: 0,
-            child: None,
-        };
+        let mut registry = Registry::unstarted();
         registry.launch_on_free_port();
         registry
+    }
+
+    /// A unique name for this instance (its temp dir name).
+    pub fn id(&self) -> String {
+        self.dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Starts a registry on exactly `port`; `Err` (with the registry log) when that fails,
+    /// for example because the port is taken, even by another registry.
+    pub fn try_start_on(port: u16) -> Result<Registry, String> {
+        let mut registry = Registry::unstarted();
+        registry.launch(port)?;
+        Ok(registry)
     }
 
     /// `127.0.0.1:PORT`, as used in image references.
@@ -95,6 +106,19 @@ impl Registry {
         }
     }
 
+    fn unstarted() -> Registry {
+        let dir = tempfile::Builder::new()
+            .prefix("mirror-it-registry-")
+            .tempdir()
+            .expect("create registry temp dir");
+        fs::create_dir_all(dir.path().join("storage")).expect("create registry storage dir");
+        Registry {
+            dir,
+            port: 0,
+            child: None,
+        }
+    }
+
     fn launch_on_free_port(&mut self) {
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
@@ -111,7 +135,8 @@ impl Registry {
     fn launch(&mut self, port: u16) -> Result<(), String> {
         self.port = port;
         let config = self.dir.path().join("config.yml");
-        fs::write(&config, config_yaml(port, &self.storage())).expect("write registry config");
+        let yaml = config_yaml(port, &self.storage(), &self.id());
+        fs::write(&config, yaml).expect("write registry config");
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -141,8 +166,9 @@ impl Registry {
                 }
             }
             if let Ok(resp) = http::request(&self.host(), "GET", "/v2/", None) {
-                let is_distribution = resp.header("Docker-Distribution-Api-Version").is_some();
-                if resp.status == 200 && is_distribution {
+                // Our own process answers, not another registry that won the port race.
+                let is_ours = resp.header(ID_HEADER) == Some(self.id().as_str());
+                if resp.status == 200 && is_ours {
                     return Ok(());
                 }
             }
@@ -171,7 +197,7 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-fn config_yaml(port: u16, storage: &Path) -> String {
+fn config_yaml(port: u16, storage: &Path, id: &str) -> String {
     format!(
         "version: 0.1
 log:
@@ -189,6 +215,8 @@ storage:
 http:
   addr: 127.0.0.1:{port}
   secret: mirror-integration-tests-fixed-secret
+  headers:
+    {ID_HEADER}: [\"{id}\"]
 health:
   storagedriver:
     enabled: false
