@@ -307,3 +307,17 @@ fn context_isolates_and_redacts() {
     assert!(envs.iter().any(|(k, v)| k == "NO_COLOR" && v == "1"));
     assert!(!envs.iter().any(|(k, _)| k == "RUST_LOG"));
 }
+
+/// The builder's output is pinned, so a change in tar/flate2 behaviour (which would silently
+/// change every fixture digest) is noticed here first.
+#[test]
+fn builder_digests_are_pinned() {
+    let image = ImageSpec::multi("pinned", &["linux/amd64", "linux/arm/v7"])
+        .layer_bytes(1000)
+        .attestation(true)
+        .build();
+    assert_eq!(
+        image.digest,
+        "sha256:5d7fc091b5540f9e16859e35eeb4b79894750a4f184a30ce5bc85c3b135e8762"
+    );
+}

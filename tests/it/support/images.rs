@@ -431,9 +431,8 @@ pub fn layer_tar(seed: &str, extra: usize) -> Vec<u8> {
 
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
-    let mut dirs = vec![("opt/".to_string(), true), (dir.clone(), true)];
-    dirs.sort();
-    for (path, _) in &dirs {
+    // Parents before children, which is also sorted order.
+    for path in ["opt/", dir.as_str()] {
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(tar::EntryType::Directory);
         header.set_path(path).expect("tar dir path");
