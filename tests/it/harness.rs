@@ -33,6 +33,20 @@ fn registry_starts_answers_and_stops() {
 }
 
 #[test]
+fn dropping_a_registry_kills_and_reaps_it() {
+    let registry = Registry::start();
+    let pid = registry.pid().expect("running registry has a pid");
+    let storage = registry.storage();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    drop(registry);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "registry process {pid} survived drop"
+    );
+    assert!(!storage.exists(), "temp storage removed");
+}
+
+#[test]
 fn two_registries_get_distinct_ports() {
     let a = Registry::start();
     let b = Registry::start();

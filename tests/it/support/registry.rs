@@ -78,6 +78,11 @@ impl Registry {
         fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The registry's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
