@@ -1,1 +1,10 @@
+//! The integration test binary: real `docker-registry` processes on 127.0.0.1, images made by a
+//! deterministic builder and pushed/checked with skopeo, and the built `mirror` binary run the
+//! way a user runs it.
 
+mod support;
+
+mod apply;
+mod errors;
+mod harness;
+mod plan;

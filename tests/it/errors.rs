@@ -1,0 +1,151 @@
+//! Mirrorfile errors: reported on stderr as miette diagnostics naming file:line and the
+//! offending text, with a non-zero exit and nothing written to the target.
+
+use crate::support::context::{describe, stderr};
+use crate::support::images::ImageSpec;
+use crate::support::lab::{line_of, Lab};
+
+/// A lab with one image upstream, so a lenient parser would have something to push.
+fn lab() -> Lab {
+    let lab = Lab::new();
+    lab.seed("lab/tiny:1.0", &ImageSpec::single("tiny", "linux/amd64"));
+    lab
+}
+
+/// Runs `plan` and `apply`; both must fail, name `location` and `offending` on stderr, and
+/// leave the target empty.
+fn assert_rejected(lab: &Lab, location: &str, offending: &str) {
+    for args in [&["plan"][..], &["apply"][..], &["plan", "--json"][..]] {
+        let out = lab.ctx.cmd(args);
+        assert!(
+            !out.status.success() && out.status.code().is_some(),
+            "mirror {args:?} must fail cleanly\n{}",
+            describe(&out)
+        );
+        assert_ne!(
+            out.status.code(),
+            Some(2),
+            "2 means `changes pending`, not an error"
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains(location),
+            "mirror {args:?}: stderr lacks `{location}`\n{err}"
+        );
+        assert!(
+            err.contains(offending),
+            "mirror {args:?}: stderr lacks `{offending}`\n{err}"
+        );
+        assert!(!err.contains("panicked"), "mirror {args:?} panicked\n{err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "NO_COLOR=1 means no escapes\n{err}"
+        );
+    }
+    assert!(
+        lab.target_catalog().is_empty(),
+        "an invalid Mirrorfile pushed something"
+    );
+}
+
+#[test]
+fn unknown_key_is_reported_at_its_line() {
+    let lab = lab();
+    let up = lab.up();
+    let text = lab.write_mirrorfile(
+        None,
+        &format!("[[images]]\nref = \"{up}/lab/tiny:1.0\"\nplatfroms = [\"linux/amd64\"]\n"),
+    );
+    let line = line_of(&text, "platfroms");
+    assert_rejected(&lab, &format!("mirrorfile.toml:{line}"), "platfroms");
+}
+
+#[test]
+fn bad_reference_is_reported_at_its_line() {
+    let lab = lab();
+    let up = lab.up();
+    let text = lab.write_mirrorfile(
+        None,
+        &format!(
+            "[[images]]\nref = \"{up}/lab/tiny:1.0\"\n\n[[images]]\nref = \"{up}/Lab/Tiny:1.0\"\n"
+        ),
+    );
+    let line = line_of(&text, "Lab/Tiny");
+    assert_rejected(&lab, &format!("mirrorfile.toml:{line}"), "Lab/Tiny");
+}
+
+#[test]
+fn bad_platform_is_reported_at_its_line() {
+    let lab = lab();
+    let up = lab.up();
+    let text = lab.write_mirrorfile(
+        None,
+        &format!(
+            "[[images]]\nref = \"{up}/lab/tiny:1.0\"\nplatforms = [\"linux/amd64\", \"linux/amd46\"]\n"
+        ),
+    );
+    let line = line_of(&text, "linux/amd46");
+    assert_rejected(&lab, &format!("mirrorfile.toml:{line}"), "linux/amd46");
+}
+
+#[test]
+fn bad_default_platform_is_reported_at_its_line() {
+    let lab = lab();
+    let up = lab.up();
+    let text = lab.write_mirrorfile(
+        None,
+        &format!("[defaults]\nplatforms = [\"lunix/arm64\"]\n\n[[images]]\nref = \"{up}/lab/tiny:1.0\"\n"),
+    );
+    let line = line_of(&text, "lunix/arm64");
+    assert_rejected(&lab, &format!("mirrorfile.toml:{line}"), "lunix/arm64");
+}
+
+#[test]
+fn missing_list_file_is_reported_at_its_line() {
+    let lab = lab();
+    let up = lab.up();
+    let text = lab.write_mirrorfile(
+        None,
+        &format!(
+            "[[images]]\nref = \"{up}/lab/tiny:1.0\"\n\n[[images]]\nlist = \"k3s-images.txt\"\n"
+        ),
+    );
+    let line = line_of(&text, "k3s-images.txt");
+    assert_rejected(&lab, &format!("mirrorfile.toml:{line}"), "k3s-images.txt");
+}
+
+#[test]
+fn bad_reference_in_a_list_file_names_the_list_line() {
+    let lab = lab();
+    let up = lab.up();
+    let list = format!("# release images\n{up}/lab/tiny:1.0  # ok\n\n{up}/Lab/Tiny:1.0\n");
+    lab.ctx.write_file("images.txt", &list);
+    lab.write_mirrorfile(None, "[[images]]\nlist = \"images.txt\"\n");
+    let line = line_of(&list, "Lab/Tiny");
+    assert_rejected(&lab, &format!("images.txt:{line}"), "Lab/Tiny");
+}
+
+#[test]
+fn malformed_toml_is_reported_at_its_line() {
+    let lab = lab();
+    let up = lab.up();
+    let text = lab.write_mirrorfile(
+        None,
+        &format!("[[images]]\nref = \"{up}/lab/tiny:1.0\nto = 3\n"),
+    );
+    let line = line_of(&text, "lab/tiny:1.0");
+    assert_rejected(&lab, &format!("mirrorfile.toml:{line}"), "lab/tiny:1.0");
+}
+
+#[test]
+fn missing_mirrorfile_is_an_error_naming_it() {
+    let lab = lab();
+    let out = lab.ctx.cmd(&["plan"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("mirrorfile.toml"),
+        "{}",
+        describe(&out)
+    );
+    assert!(lab.target_catalog().is_empty());
+}

@@ -1,0 +1,149 @@
+//! `mirror plan`: what would change and how many bytes would move, without touching the target.
+
+use crate::support::context::describe;
+use crate::support::images::{total_size, ImageSpec};
+use crate::support::lab::{image_entry, num, Lab};
+use crate::support::skopeo;
+
+#[test]
+fn plan_reports_creates_with_sizes_and_pushes_nothing() {
+    let lab = Lab::new();
+    let (up, tgt) = (lab.up(), lab.tgt());
+    let image = lab.seed(
+        "lab/tiny:1.0",
+        &ImageSpec::multi("tiny", &["linux/amd64", "linux/arm64"]).layer_bytes(20_000),
+    );
+    lab.write_mirrorfile(
+        Some("mirror"),
+        &format!("[[images]]\nref = \"{up}/lab/tiny:1.0\"\n"),
+    );
+
+    let plan = lab.ctx.json(&["plan", "--json"]);
+    assert_eq!(plan["version"], 1);
+    let entry = image_entry(&plan, &format!("{up}/lab/tiny:1.0"));
+    assert_eq!(entry["target"], format!("{tgt}/mirror/lab/tiny:1.0"));
+    assert_eq!(entry["action"], "create");
+    assert_eq!(entry["source_digest"], image.digest.as_str());
+    assert_eq!(entry["target_digest"], image.digest.as_str());
+    assert!(entry["current_digest"].is_null(), "{entry:#}");
+    assert_eq!(
+        entry["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+    assert_eq!(entry["missing_platforms"], serde_json::json!([]));
+    assert_eq!(entry["warnings"], serde_json::json!([]));
+    assert_eq!(num(&entry["fetch"], "bytes"), image.blob_bytes());
+    assert_eq!(
+        num(&entry["fetch"], "blobs"),
+        image.all_blobs().len() as u64
+    );
+    assert_eq!(num(&entry["push"], "bytes"), image.blob_bytes());
+    assert_eq!(num(&entry["push"], "blobs"), image.all_blobs().len() as u64);
+    let s = &plan["summary"];
+    assert_eq!(num(s, "images"), 1);
+    assert_eq!(num(s, "create"), 1);
+    assert_eq!(num(s, "update"), 0);
+    assert_eq!(num(s, "unchanged"), 0);
+    assert_eq!(num(s, "push_bytes"), image.blob_bytes());
+    assert_eq!(num(s, "fetch_bytes"), image.blob_bytes());
+
+    let out = lab.ctx.cmd(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let out = lab.ctx.cmd(&["plan"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "without --detailed-exitcode\n{}",
+        describe(&out)
+    );
+
+    assert!(
+        lab.target_catalog().is_empty(),
+        "plan must not write to the target"
+    );
+}
+
+#[test]
+fn plan_reads_the_file_given_with_f() {
+    let lab = Lab::new();
+    let up = lab.up();
+    let image = lab.seed("lab/tiny:1.0", &ImageSpec::single("tiny", "linux/amd64"));
+    let text = format!(
+        "{}\n[[images]]\nref = \"{up}/lab/tiny:1.0\"\n",
+        lab.header(None)
+    );
+    lab.ctx.write_file("release/v1.toml", &text);
+    let out = lab.ctx.cmd(&["plan", "--json"]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "no ./mirrorfile.toml\n{}",
+        describe(&out)
+    );
+    let plan = lab.ctx.json(&["plan", "--json", "-f", "release/v1.toml"]);
+    assert_eq!(
+        image_entry(&plan, &format!("{up}/lab/tiny:1.0"))["source_digest"],
+        image.digest.as_str()
+    );
+}
+
+#[test]
+fn missing_platforms_are_reported() {
+    let lab = Lab::new();
+    let up = lab.up();
+    let image = lab.seed(
+        "lab/tiny:1.0",
+        &ImageSpec::multi("tiny", &["linux/amd64", "linux/arm64", "linux/arm/v7"]),
+    );
+    lab.write_mirrorfile(
+        None,
+        &format!(
+            "[[images]]\nref = \"{up}/lab/tiny:1.0\"\nplatforms = [\"linux/amd64\", \"linux/s390x\"]\n"
+        ),
+    );
+    let plan = lab.ctx.json(&["plan", "--json"]);
+    let entry = image_entry(&plan, &format!("{up}/lab/tiny:1.0"));
+    assert_eq!(
+        entry["missing_platforms"],
+        serde_json::json!(["linux/s390x"]),
+        "{entry:#}"
+    );
+    assert_eq!(entry["platforms"], serde_json::json!(["linux/amd64"]));
+    let amd64 = image.blobs_for(&["linux/amd64"], false);
+    assert_eq!(num(&entry["push"], "bytes"), total_size(&amd64));
+}
+
+#[test]
+fn a_moved_upstream_tag_is_an_update() {
+    let lab = Lab::new();
+    let up = lab.up();
+    let old = lab.seed(
+        "lab/tiny:1.0",
+        &ImageSpec::multi("old", &["linux/amd64", "linux/arm64"]),
+    );
+    lab.write_mirrorfile(None, &format!("[[images]]\nref = \"{up}/lab/tiny:1.0\"\n"));
+    lab.ctx.json(&["apply", "--json"]);
+
+    // Upstream re-tags 1.0 to new content.
+    let new = lab.seed(
+        "lab/tiny:1.0",
+        &ImageSpec::multi("new", &["linux/amd64", "linux/arm64"]),
+    );
+    let plan = lab.ctx.json(&["plan", "--json"]);
+    let entry = image_entry(&plan, &format!("{up}/lab/tiny:1.0"));
+    assert_eq!(entry["action"], "update", "{entry:#}");
+    assert_eq!(entry["current_digest"], old.digest.as_str());
+    assert_eq!(entry["source_digest"], new.digest.as_str());
+    assert_eq!(entry["target_digest"], new.digest.as_str());
+    assert_eq!(num(&plan["summary"], "update"), 1);
+    assert_eq!(num(&entry["push"], "bytes"), new.blob_bytes());
+
+    let report = lab.ctx.json(&["apply", "--json"]);
+    assert_eq!(
+        image_entry(&report, &format!("{up}/lab/tiny:1.0"))["action"],
+        "update"
+    );
+    assert_eq!(num(&report["summary"], "bytes_pushed"), new.blob_bytes());
+    let raw = skopeo::inspect_raw(&format!("{}/lab/tiny:1.0", lab.tgt()));
+    assert_eq!(raw, new.bytes);
+}
