@@ -80,7 +80,7 @@ pub struct ImageView {
 #[derive(Debug, Clone)]
 pub enum ManifestView {
     Index(IndexView),
-    Image(ImageView),
+    Image(Box<ImageView>),
 }
 
 impl RawManifest {
@@ -192,11 +192,11 @@ impl RawManifest {
             }))
         } else {
             let image: ImageJson = serde_json::from_slice(&self.bytes).map_err(json)?;
-            Ok(ManifestView::Image(ImageView {
+            Ok(ManifestView::Image(Box::new(ImageView {
                 config: image.config,
                 layers: image.layers,
                 subject: image.subject,
-            }))
+            })))
         }
     }
 }

@@ -88,47 +88,31 @@ impl ResolvedImage {
     }
 }
 
+/// Why one image could not be resolved, and which image (with where it was declared).
 #[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    #[error("{image} (declared at {origin}): {source}")]
-    Endpoint {
-        image: String,
-        origin: Origin,
-        source: EndpointError,
-    },
-    #[error("{image} (declared at {origin}): {source}")]
-    Store {
-        image: String,
-        origin: Origin,
-        source: StoreError,
-    },
-    #[error("{image} (declared at {origin}): no registry client for `{registry}`")]
-    NoSource {
-        image: String,
-        origin: Origin,
-        registry: String,
-    },
-    #[error("{image} (declared at {origin}) is pinned by index digest {digest}, but only some of its platforms are selected: a rewritten index would have another digest")]
-    PinnedSubset {
-        image: String,
-        origin: Origin,
-        digest: Digest,
-    },
-    #[error(
-        "{image} (declared at {origin}): indexes nested more than {MAX_INDEX_DEPTH} levels deep"
-    )]
-    TooDeep { image: String, origin: Origin },
-    #[error("{image} (declared at {origin}): none of the selected platforms ({selected}) is in its index, which has {available}")]
-    NothingSelected {
-        image: String,
-        origin: Origin,
-        selected: String,
-        available: String,
-    },
-    #[error("{image} (declared at {origin}): config {digest} of manifest {manifest} is not a valid image config: {detail}")]
+#[error("{image} (declared at {origin}): {kind}")]
+pub struct ResolveError {
+    pub image: String,
+    pub origin: Origin,
+    pub kind: Box<ResolveErrorKind>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveErrorKind {
+    #[error(transparent)]
+    Endpoint(EndpointError),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("no registry client for `{0}`")]
+    NoSource(String),
+    #[error("it is pinned by index digest {0}, but only some of its platforms are selected: a rewritten index would have another digest")]
+    PinnedSubset(Digest),
+    #[error("indexes nested more than {MAX_INDEX_DEPTH} levels deep")]
+    TooDeep,
+    #[error("none of the selected platforms ({selected}) is in its index, which has {available}")]
+    NothingSelected { selected: String, available: String },
+    #[error("config {digest} of manifest {manifest} is not a valid image config: {detail}")]
     BadConfig {
-        image: String,
-        origin: Origin,
         digest: Digest,
         manifest: Digest,
         detail: String,
@@ -136,13 +120,21 @@ pub enum ResolveError {
 }
 
 impl ResolveError {
+    fn new(image: &ImageSource, kind: ResolveErrorKind) -> ResolveError {
+        ResolveError {
+            image: image.reference.to_string(),
+            origin: image.origin.clone(),
+            kind: Box::new(kind),
+        }
+    }
+
     /// The `help:` line the CLI shows.
     pub fn help(&self) -> Option<String> {
-        match self {
-            ResolveError::PinnedSubset { .. } => Some(
+        match *self.kind {
+            ResolveErrorKind::PinnedSubset(_) => Some(
                 "set `index = \"sparse\"` to push the original index with only the selected children, remove `platforms` to copy every platform, or pin the child manifest's digest instead".into(),
             ),
-            ResolveError::NothingSelected { .. } => {
+            ResolveErrorKind::NothingSelected { .. } => {
                 Some("change `platforms` for this image, or remove it to copy every platform".into())
             }
             _ => None,
@@ -173,19 +165,11 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn endpoint(&self, source: EndpointError) -> ResolveError {
-        ResolveError::Endpoint {
-            image: self.image.reference.to_string(),
-            origin: self.image.origin.clone(),
-            source,
-        }
+        ResolveError::new(self.image, ResolveErrorKind::Endpoint(source))
     }
 
     fn store_err(&self, source: StoreError) -> ResolveError {
-        ResolveError::Store {
-            image: self.image.reference.to_string(),
-            origin: self.image.origin.clone(),
-            source,
-        }
+        ResolveError::new(self.image, ResolveErrorKind::Store(source))
     }
 
     /// A manifest from the cache, or fetched (verified) and cached.
@@ -244,13 +228,14 @@ impl Ctx<'_> {
     }
 
     fn bad_config(&self, manifest: &Digest, config: &Descriptor, detail: String) -> ResolveError {
-        ResolveError::BadConfig {
-            image: self.image.reference.to_string(),
-            origin: self.image.origin.clone(),
-            digest: config.digest.clone(),
-            manifest: manifest.clone(),
-            detail,
-        }
+        ResolveError::new(
+            self.image,
+            ResolveErrorKind::BadConfig {
+                digest: config.digest.clone(),
+                manifest: manifest.clone(),
+                detail,
+            },
+        )
     }
 }
 
@@ -272,11 +257,7 @@ async fn resolve_image(
 ) -> Result<ResolvedImage, ResolveError> {
     let reference = &image.reference;
     let Some(source) = sources.get(reference.registry()) else {
-        return Err(ResolveError::NoSource {
-            image: reference.to_string(),
-            origin: image.origin.clone(),
-            registry: reference.registry().to_string(),
-        });
+        return Err(ResolveError::new(image, ResolveErrorKind::NoSource(reference.registry().to_string())));
     };
     let ctx = Ctx {
         image,
@@ -323,20 +304,15 @@ async fn resolve_image(
     let walked = walk_index(&ctx, root, 1).await?;
     if walked.platforms.is_empty() {
         if let PlatformSelection::Only(selectors) = &image.platforms {
-            return Err(ResolveError::NothingSelected {
-                image: reference.to_string(),
-                origin: image.origin.clone(),
+            let kind = ResolveErrorKind::NothingSelected {
                 selected: join(selectors),
                 available: available_platforms(&ctx, &upstream_digest).await,
-            });
+            };
+            return Err(ResolveError::new(image, kind));
         }
     }
     if walked.manifest.digest() != &upstream_digest && reference.digest().is_some() {
-        return Err(ResolveError::PinnedSubset {
-            image: reference.to_string(),
-            origin: image.origin.clone(),
-            digest: upstream_digest,
-        });
+        return Err(ResolveError::new(image, ResolveErrorKind::PinnedSubset(upstream_digest)));
     }
     let mut warnings = walked.warnings;
     let missing_platforms: Vec<Platform> = walked.unmatched.into_iter().collect();
@@ -387,10 +363,7 @@ fn walk_index<'a>(
 ) -> futures_util::future::BoxFuture<'a, Result<Walked, ResolveError>> {
     Box::pin(async move {
         if depth > MAX_INDEX_DEPTH {
-            return Err(ResolveError::TooDeep {
-                image: ctx.image.reference.to_string(),
-                origin: ctx.image.origin.clone(),
-            });
+            return Err(ResolveError::new(ctx.image, ResolveErrorKind::TooDeep));
         }
         let entries = match index.view().map_err(|e| ctx.endpoint(e.into()))? {
             ManifestView::Index(view) => view.manifests,
