@@ -21,3 +21,4 @@
 
 pub mod oci;
 pub mod model;
+pub mod registry;
