@@ -84,11 +84,21 @@ async fn file_body(path: &Path, start: u64, len: u64) -> io::Result<Body> {
 
 impl Client {
     /// The blob's size if `repo` has it, `None` if not.
-    pub async fn head_blob(&self, repo: &str, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+    pub async fn head_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, RegistryError> {
         let op = format!("HEAD blob {repo}@{digest}");
-        let url = self.transport().url(&format!("/v2/{repo}/blobs/{digest}"))?;
+        let url = self
+            .transport()
+            .url(&format!("/v2/{repo}/blobs/{digest}"))?;
         let response = self
-            .send(self.transport().client().head(url), &[pull_scope(repo)], &op)
+            .send(
+                self.transport().client().head(url),
+                &[pull_scope(repo)],
+                &op,
+            )
             .await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
@@ -100,9 +110,16 @@ impl Client {
     /// Starts downloading a blob, from `offset` if the registry honours a range. Redirects (to
     /// object storage) are followed; reqwest drops `Authorization` when one changes host.
     /// The caller verifies the digest over the whole content.
-    pub async fn get_blob(&self, repo: &str, digest: &Digest, offset: u64) -> Result<BlobResponse, RegistryError> {
+    pub async fn get_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<BlobResponse, RegistryError> {
         let op = format!("GET blob {repo}@{digest}");
-        let url = self.transport().url(&format!("/v2/{repo}/blobs/{digest}"))?;
+        let url = self
+            .transport()
+            .url(&format!("/v2/{repo}/blobs/{digest}"))?;
         let mut request = self.transport().client().get(url);
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));
@@ -110,9 +127,13 @@ impl Client {
         let response = self.send(request, &[pull_scope(repo)], &op).await?;
         let resumed_from = match response.status() {
             StatusCode::PARTIAL_CONTENT => {
-                let start = header_str(&response, CONTENT_RANGE.as_str()).and_then(content_range_start);
+                let start =
+                    header_str(&response, CONTENT_RANGE.as_str()).and_then(content_range_start);
                 if start != Some(offset) || offset == 0 {
-                    return Err(self.invalid(&op, format!("asked for bytes from {offset}, got a 206 for {start:?}")));
+                    return Err(self.invalid(
+                        &op,
+                        format!("asked for bytes from {offset}, got a 206 for {start:?}"),
+                    ));
                 }
                 offset
             }
@@ -132,23 +153,42 @@ impl Client {
     }
 
     /// Asks the registry to link `digest` from `from_repo` into `repo` without transferring it.
-    pub async fn mount_blob(&self, repo: &str, digest: &Digest, from_repo: &str) -> Result<MountOutcome, RegistryError> {
+    pub async fn mount_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        from_repo: &str,
+    ) -> Result<MountOutcome, RegistryError> {
         let op = format!("mount blob {digest} from {from_repo} into {repo}");
-        let url = self.transport().url(&format!("/v2/{repo}/blobs/uploads/"))?;
-        let url = links::with_query(links::with_query(url, "mount", &digest.to_string()), "from", from_repo);
+        let url = self
+            .transport()
+            .url(&format!("/v2/{repo}/blobs/uploads/"))?;
+        let url = links::with_query(
+            links::with_query(url, "mount", &digest.to_string()),
+            "from",
+            from_repo,
+        );
         let scopes = [push_scope(repo), pull_scope(from_repo)];
-        let request = self.transport().client().post(url).header(CONTENT_LENGTH, 0);
+        let request = self
+            .transport()
+            .client()
+            .post(url)
+            .header(CONTENT_LENGTH, 0);
         let response = self.send(request, &scopes, &op).await?;
         match response.status() {
             StatusCode::CREATED => Ok(MountOutcome::Mounted),
             StatusCode::ACCEPTED => {
                 // An ordinary upload session was opened instead; close it so it does not linger.
-                if let Some(session) = header_str(&response, LOCATION.as_str()).and_then(|l| links::resolve(response.url(), l)) {
+                if let Some(session) = header_str(&response, LOCATION.as_str())
+                    .and_then(|l| links::resolve(response.url(), l))
+                {
                     self.cancel_upload(repo, session).await;
                 }
                 Ok(MountOutcome::NotMounted)
             }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => Ok(MountOutcome::NotMounted),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
+                Ok(MountOutcome::NotMounted)
+            }
             _ => Err(self.fail(response, &op).await),
         }
     }
@@ -164,8 +204,14 @@ impl Client {
 
     /// Opens an upload session and returns its URL.
     async fn start_upload(&self, repo: &str, op: &str) -> Result<Url, RegistryError> {
-        let url = self.transport().url(&format!("/v2/{repo}/blobs/uploads/"))?;
-        let request = self.transport().client().post(url).header(CONTENT_LENGTH, 0);
+        let url = self
+            .transport()
+            .url(&format!("/v2/{repo}/blobs/uploads/"))?;
+        let request = self
+            .transport()
+            .client()
+            .post(url)
+            .header(CONTENT_LENGTH, 0);
         let response = self.send(request, &[push_scope(repo)], op).await?;
         if response.status() != StatusCode::ACCEPTED {
             return Err(self.fail(response, op).await);
@@ -180,7 +226,13 @@ impl Client {
     }
 
     /// Uploads the file at `path` (already verified to hash to `digest`) as blob `digest`.
-    pub async fn upload_blob(&self, repo: &str, digest: &Digest, size: u64, path: &Path) -> Result<(), RegistryError> {
+    pub async fn upload_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
         let op = format!("upload blob {repo}@{digest}");
         let local = |message: String| RegistryError::Local {
             host: self.host().to_string(),
@@ -192,11 +244,16 @@ impl Client {
             .map_err(|e| local(format!("cannot read {}: {e}", path.display())))?
             .len();
         if actual != size {
-            return Err(local(format!("{} is {actual} bytes, expected {size}", path.display())));
+            return Err(local(format!(
+                "{} is {actual} bytes, expected {size}",
+                path.display()
+            )));
         }
         let session = self.start_upload(repo, &op).await?;
         if size > self.inner.single_put_max.load(Ordering::Relaxed) {
-            return self.upload_chunked(repo, digest, size, path, session, &op).await;
+            return self
+                .upload_chunked(repo, digest, size, path, session, &op)
+                .await;
         }
         let body = file_body(path, 0, size)
             .await
@@ -204,7 +261,11 @@ impl Client {
         let request = self
             .transport()
             .client()
-            .put(links::with_query(session.clone(), "digest", &digest.to_string()))
+            .put(links::with_query(
+                session.clone(),
+                "digest",
+                &digest.to_string(),
+            ))
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, size)
             .body(body);
@@ -215,7 +276,8 @@ impl Client {
                 tracing::debug!(repo, %digest, "single PUT refused as too large; uploading in chunks");
                 self.cancel_upload(repo, session).await;
                 let session = self.start_upload(repo, &op).await?;
-                self.upload_chunked(repo, digest, size, path, session, &op).await
+                self.upload_chunked(repo, digest, size, path, session, &op)
+                    .await
             }
             _ => Err(self.fail(response, &op).await),
         }
@@ -235,11 +297,13 @@ impl Client {
         let mut start = 0;
         while start < size {
             let len = chunk_size.min(size - start);
-            let body = file_body(path, start, len).await.map_err(|e| RegistryError::Local {
-                host: self.host().to_string(),
-                operation: op.to_string(),
-                message: format!("cannot read {}: {e}", path.display()),
-            })?;
+            let body = file_body(path, start, len)
+                .await
+                .map_err(|e| RegistryError::Local {
+                    host: self.host().to_string(),
+                    operation: op.to_string(),
+                    message: format!("cannot read {}: {e}", path.display()),
+                })?;
             let request = self
                 .transport()
                 .client()

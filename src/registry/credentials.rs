@@ -83,7 +83,9 @@ impl fmt::Display for CredentialSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CredentialSource::Anonymous => f.write_str("anonymous"),
-            CredentialSource::DockerConfig => f.write_str("docker config.json (~/.docker/config.json or $DOCKER_CONFIG)"),
+            CredentialSource::DockerConfig => {
+                f.write_str("docker config.json (~/.docker/config.json or $DOCKER_CONFIG)")
+            }
             CredentialSource::Explicit(label) => f.write_str(label),
         }
     }
@@ -105,9 +107,13 @@ pub fn config_keys(host: &str) -> Vec<String> {
 
 fn convert(credential: docker_credential::DockerCredential) -> Credentials {
     match credential {
-        docker_credential::DockerCredential::IdentityToken(token) => Credentials::IdentityToken(token),
+        docker_credential::DockerCredential::IdentityToken(token) => {
+            Credentials::IdentityToken(token)
+        }
         // Some helpers return an identity token as the password of the user `<token>`.
-        docker_credential::DockerCredential::UsernamePassword(user, password) if user == "<token>" => {
+        docker_credential::DockerCredential::UsernamePassword(user, password)
+            if user == "<token>" =>
+        {
             Credentials::IdentityToken(password)
         }
         docker_credential::DockerCredential::UsernamePassword(username, password) => {
@@ -171,7 +177,10 @@ mod tests {
     fn debug_never_shows_secrets() {
         let basic = Credentials::basic("alice", "hunter2-secret");
         let text = format!("{basic:?}");
-        assert!(text.contains("alice") && !text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("alice") && !text.contains("hunter2"),
+            "{text}"
+        );
         let token = format!("{:?}", Credentials::IdentityToken("tok-secret".into()));
         assert!(!token.contains("tok-secret"), "{token}");
     }
@@ -180,17 +189,34 @@ mod tests {
     fn reads_auths_from_config_json() {
         // base64("bob:pw")
         let json = br#"{"auths":{"https://index.docker.io/v1/":{"auth":"Ym9iOnB3"},"127.0.0.1:5000":{"auth":"Ym9iOnB3"}}}"#;
-        assert_eq!(from_config_json(json, "docker.io"), Credentials::basic("bob", "pw"));
-        assert_eq!(from_config_json(json, "127.0.0.1:5000"), Credentials::basic("bob", "pw"));
+        assert_eq!(
+            from_config_json(json, "docker.io"),
+            Credentials::basic("bob", "pw")
+        );
+        assert_eq!(
+            from_config_json(json, "127.0.0.1:5000"),
+            Credentials::basic("bob", "pw")
+        );
         assert_eq!(from_config_json(json, "ghcr.io"), Credentials::Anonymous);
         let token = br#"{"auths":{"quay.io":{"identitytoken":"rt"}}}"#;
-        assert_eq!(from_config_json(token, "quay.io"), Credentials::IdentityToken("rt".into()));
-        assert_eq!(from_config_json(b"not json", "quay.io"), Credentials::Anonymous);
+        assert_eq!(
+            from_config_json(token, "quay.io"),
+            Credentials::IdentityToken("rt".into())
+        );
+        assert_eq!(
+            from_config_json(b"not json", "quay.io"),
+            Credentials::Anonymous
+        );
     }
 
     #[test]
     fn source_labels() {
-        assert_eq!(CredentialSource::default_for(&Credentials::Anonymous).to_string(), "anonymous");
-        assert!(CredentialSource::DockerConfig.to_string().contains("config.json"));
+        assert_eq!(
+            CredentialSource::default_for(&Credentials::Anonymous).to_string(),
+            "anonymous"
+        );
+        assert!(CredentialSource::DockerConfig
+            .to_string()
+            .contains("config.json"));
     }
 }

@@ -215,7 +215,9 @@ impl RegistryError {
     /// The HTTP status, when the registry answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            RegistryError::Http { status, .. } | RegistryError::Unauthorized { status, .. } => Some(*status),
+            RegistryError::Http { status, .. } | RegistryError::Unauthorized { status, .. } => {
+                Some(*status)
+            }
             _ => None,
         }
     }
@@ -228,7 +230,11 @@ impl RegistryError {
     /// Classifies a reqwest error. The URL is dropped (it may carry upload-session state or
     /// signed query strings); the message is the error chain.
     pub(crate) fn from_reqwest(host: &str, operation: &str, err: reqwest::Error) -> RegistryError {
-        let retryable = err.is_connect() || err.is_timeout() || err.is_request() || err.is_body() || err.is_decode();
+        let retryable = err.is_connect()
+            || err.is_timeout()
+            || err.is_request()
+            || err.is_body()
+            || err.is_decode();
         let tls = is_tls_error(&err);
         let message = chain_message(err.without_url());
         let (host, operation) = (host.to_string(), operation.to_string());
@@ -256,7 +262,10 @@ fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
             return true;
         }
         let text = e.to_string().to_ascii_lowercase();
-        if text.contains("certificate") || text.contains("invalidcontenttype") || text.contains("tls") {
+        if text.contains("certificate")
+            || text.contains("invalidcontenttype")
+            || text.contains("tls")
+        {
             return true;
         }
         current = e.source();
@@ -281,7 +290,11 @@ fn chain_message(err: reqwest::Error) -> String {
 /// Parses `Retry-After` in its seconds form (the HTTP-date form is rare from registries and is
 /// left to the executor's own backoff).
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s.min(3600)))
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(3600)))
 }
 
 #[cfg(test)]
@@ -297,16 +310,28 @@ mod tests {
 
     #[test]
     fn text_and_garbage_bodies_are_text() {
-        assert_eq!(ErrorBody::parse(b"404 page not found\n"), ErrorBody::Text("404 page not found".into()));
+        assert_eq!(
+            ErrorBody::parse(b"404 page not found\n"),
+            ErrorBody::Text("404 page not found".into())
+        );
         assert_eq!(ErrorBody::parse(b"  \n"), ErrorBody::Empty);
-        assert!(matches!(ErrorBody::parse(br#"{"errors":"nope"}"#), ErrorBody::Text(_)));
-        assert!(matches!(ErrorBody::parse(br#"{"errors":[]}"#), ErrorBody::Text(_)));
+        assert!(matches!(
+            ErrorBody::parse(br#"{"errors":"nope"}"#),
+            ErrorBody::Text(_)
+        ));
+        assert!(matches!(
+            ErrorBody::parse(br#"{"errors":[]}"#),
+            ErrorBody::Text(_)
+        ));
         let long = "é".repeat(1000);
         match ErrorBody::parse(long.as_bytes()) {
             ErrorBody::Text(t) => assert_eq!(t.chars().count(), TEXT_LIMIT + 1),
             other => panic!("unexpected {other:?}"),
         }
-        assert!(matches!(ErrorBody::parse(&[0xff, 0xfe, 0x00]), ErrorBody::Text(_)));
+        assert!(matches!(
+            ErrorBody::parse(&[0xff, 0xfe, 0x00]),
+            ErrorBody::Text(_)
+        ));
     }
 
     #[test]

@@ -64,12 +64,20 @@ impl Transport {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
         if let Some(path) = &settings.ca {
-            let pem = std::fs::read(path)
-                .map_err(|e| config_error(format!("cannot read CA file {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| config_error(format!("CA file {} is not a PEM bundle: {e}", path.display())))?;
+            let pem = std::fs::read(path).map_err(|e| {
+                config_error(format!("cannot read CA file {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                config_error(format!(
+                    "CA file {} is not a PEM bundle: {e}",
+                    path.display()
+                ))
+            })?;
             if certs.is_empty() {
-                return Err(config_error(format!("CA file {} holds no certificate", path.display())));
+                return Err(config_error(format!(
+                    "CA file {} holds no certificate",
+                    path.display()
+                )));
             }
             builder = builder.tls_certs_merge(certs);
         }
@@ -107,7 +115,11 @@ impl Transport {
     }
 
     /// Sends a request, counting it, and turns transport failures into [`RegistryError`].
-    pub async fn send(&self, request: reqwest::RequestBuilder, operation: &str) -> Result<reqwest::Response, RegistryError> {
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        operation: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         request
             .send()
@@ -138,7 +150,9 @@ mod tests {
             tls: TlsMode::Verify,
             ca: Some("/nonexistent/ca.pem".into()),
         };
-        let err = Transport::new("r.example", &missing_ca).unwrap_err().to_string();
+        let err = Transport::new("r.example", &missing_ca)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     }
 }

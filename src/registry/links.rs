@@ -63,7 +63,10 @@ mod tests {
     fn location_joining() {
         let post = Url::parse("https://r.example/v2/a/b/blobs/uploads/").unwrap();
         let rel = resolve(&post, "/v2/a/b/blobs/uploads/uuid?_state=xyz").unwrap();
-        assert_eq!(rel.as_str(), "https://r.example/v2/a/b/blobs/uploads/uuid?_state=xyz");
+        assert_eq!(
+            rel.as_str(),
+            "https://r.example/v2/a/b/blobs/uploads/uuid?_state=xyz"
+        );
         let abs = resolve(&post, "https://s3.example/up/1").unwrap();
         assert_eq!(abs.host_str(), Some("s3.example"));
         assert!(resolve(&post, "  ").is_none());
@@ -80,8 +83,14 @@ mod tests {
 
     #[test]
     fn link_headers() {
-        assert_eq!(next_link(r#"</v2/r/tags/list?n=2&last=b>; rel="next""#), Some("/v2/r/tags/list?n=2&last=b"));
-        assert_eq!(next_link(r#"<https://x/p1>; rel="prev", <https://x/p3>; rel="next""#), Some("https://x/p3"));
+        assert_eq!(
+            next_link(r#"</v2/r/tags/list?n=2&last=b>; rel="next""#),
+            Some("/v2/r/tags/list?n=2&last=b")
+        );
+        assert_eq!(
+            next_link(r#"<https://x/p1>; rel="prev", <https://x/p3>; rel="next""#),
+            Some("https://x/p3")
+        );
         assert_eq!(next_link(r#"<a>; rel=next"#), Some("a"));
         assert_eq!(next_link(r#"<a>; rel="prev""#), None);
         assert_eq!(next_link(""), None);

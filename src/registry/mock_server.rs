@@ -131,7 +131,10 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) {
         headers,
         body: Vec::new(),
     };
-    let length: usize = request.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let length: usize = request
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; length];
     if reader.read_exact(&mut body).is_err() {
         return;
@@ -141,7 +144,10 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) {
     let is_head = request.method == "HEAD";
     log.lock().unwrap().push(request);
     let mut out = format!("HTTP/1.1 {} Mock\r\nConnection: close\r\n", reply.status);
-    let explicit_length = reply.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+    let explicit_length = reply
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
     for (k, v) in &reply.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -1,8 +1,10 @@
 //! The distribution-API client: talks to one registry host, knows nothing of Mirrorfiles or plans.
 //!
-//! - [`client`]: [`Client`] with ping, manifest head/get/put and paged tag lists.
+//! - [`client`]: [`Client`], its authenticated send path and `ping`.
+//! - [`manifests`]: manifest head/get/put (exact bytes, verified) and paged tag lists.
 //! - [`blobs`]: blob head/get (streamed, resumable), cross-repository mounts, streamed uploads.
-//! - [`auth`]: `WWW-Authenticate` parsing, bearer token exchange, token cache per scope set.
+//! - [`challenge`]: `WWW-Authenticate` parsing that never panics on hostile headers.
+//! - [`auth`]: bearer token exchange and the token cache per scope set.
 //! - [`credentials`]: credentials from Docker's config.json and helpers, with redacted `Debug`.
 //! - [`http`]: reqwest setup per host (custom CA, skip-verify, plain HTTP), request counting.
 //! - [`error`]: [`RegistryError`] with the host, operation, status and OCI error codes, and
@@ -13,11 +15,13 @@
 
 pub mod auth;
 pub mod blobs;
+pub mod challenge;
 pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod http;
 pub mod links;
+pub mod manifests;
 
 #[cfg(test)]
 mod mock_server;
@@ -29,7 +33,8 @@ mod tests_mock;
 mod tests_registry;
 
 pub use blobs::{BlobResponse, BlobStream, MountOutcome};
-pub use client::{Client, ManifestHead};
+pub use client::Client;
 pub use credentials::{CredentialSource, CredentialStore, Credentials};
 pub use error::{ErrorBody, ErrorCode, RegistryError};
 pub use http::install_crypto_provider;
+pub use manifests::ManifestHead;

@@ -31,7 +31,11 @@ impl TestRegistry {
             .args(["-Bbn", user, password])
             .output()
             .expect("htpasswd (apache2-utils) must be installed for the auth tests");
-        assert!(out.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "htpasswd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         TestRegistry::start_with_auth(Some(out.stdout))
     }
 
@@ -54,7 +58,10 @@ impl TestRegistry {
         if let Some(entry) = htpasswd {
             let file = dir.path().join("htpasswd");
             std::fs::write(&file, entry).expect("write htpasswd");
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", file.display()));
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                file.display()
+            ));
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).expect("write registry config");
@@ -89,12 +96,17 @@ impl TestRegistry {
             std::thread::sleep(Duration::from_millis(50));
         }
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        panic!("docker-registry did not answer GET /v2/ on {} within 20 s:\n{log}", self.host);
+        panic!(
+            "docker-registry did not answer GET /v2/ on {} within 20 s:\n{log}",
+            self.host
+        );
     }
 }
 
 fn answers(host: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(host) else { return false };
+    let Ok(mut stream) = TcpStream::connect(host) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let request = format!("GET /v2/ HTTP/1.0\r\nHost: {host}\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {

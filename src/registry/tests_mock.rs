@@ -27,7 +27,10 @@ fn client(host: &str, credentials: Credentials) -> Client {
 fn manifest_reply() -> Reply {
     Reply::new(200)
         .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-        .header("Docker-Content-Digest", Digest::sha256_of(MANIFEST.as_bytes()).to_string())
+        .header(
+            "Docker-Content-Digest",
+            Digest::sha256_of(MANIFEST.as_bytes()).to_string(),
+        )
         .body(MANIFEST)
 }
 
@@ -46,10 +49,12 @@ fn bearer_registry(first_valid: Arc<AtomicUsize>) -> MockServer {
             .and_then(|n| n.parse::<usize>().ok())
             .is_some_and(|n| n >= first_valid.load(Ordering::SeqCst));
         if !valid {
-            let challenge = format!(r#"Bearer realm="http://{host}/token",service="mock",scope="repository:app:pull""#);
-            return Reply::new(401)
-                .header("WWW-Authenticate", challenge)
-                .body(r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#);
+            let challenge = format!(
+                r#"Bearer realm="http://{host}/token",service="mock",scope="repository:app:pull""#
+            );
+            return Reply::new(401).header("WWW-Authenticate", challenge).body(
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            );
         }
         match (req.method.as_str(), req.path()) {
             ("GET", "/v2/app/manifests/v1") => manifest_reply(),
@@ -70,12 +75,20 @@ async fn bearer_tokens_are_cached_scoped_and_refreshed_once() {
     assert_eq!(client.requests_made(), 4, "token sent up front, no probe");
 
     let digest = Digest::sha256_of(b"layer");
-    assert_eq!(client.mount_blob("app", &digest, "base").await.unwrap(), MountOutcome::Mounted);
+    assert_eq!(
+        client.mount_blob("app", &digest, "base").await.unwrap(),
+        MountOutcome::Mounted
+    );
     let requests = server.requests();
     let tokens: Vec<&Request> = requests.iter().filter(|r| r.path() == "/token").collect();
     assert_eq!(tokens.len(), 2);
-    assert!(tokens[0].header("authorization").is_some_and(|a| a.starts_with("Basic ")));
-    assert_eq!(tokens[0].query(), "service=mock&scope=repository%3Aapp%3Apull");
+    assert!(tokens[0]
+        .header("authorization")
+        .is_some_and(|a| a.starts_with("Basic ")));
+    assert_eq!(
+        tokens[0].query(),
+        "service=mock&scope=repository%3Aapp%3Apull"
+    );
     assert_eq!(
         tokens[1].query(),
         "service=mock&scope=repository%3Aapp%3Apull%2Cpush&scope=repository%3Abase%3Apull",
@@ -86,7 +99,11 @@ async fn bearer_tokens_are_cached_scoped_and_refreshed_once() {
     first_valid.store(3, Ordering::SeqCst);
     let before = client.requests_made();
     client.get_manifest("app", "v1").await.unwrap();
-    assert_eq!(client.requests_made(), before + 3, "stale token, new token, retry");
+    assert_eq!(
+        client.requests_made(),
+        before + 3,
+        "stale token, new token, retry"
+    );
 }
 
 #[tokio::test]
@@ -109,9 +126,15 @@ async fn identity_token_uses_the_refresh_token_grant() {
         if req.header("authorization") == Some("Bearer at-1") {
             return manifest_reply();
         }
-        Reply::new(401).header("WWW-Authenticate", format!(r#"Bearer realm="http://{host}/oauth",service="s""#))
+        Reply::new(401).header(
+            "WWW-Authenticate",
+            format!(r#"Bearer realm="http://{host}/oauth",service="s""#),
+        )
     });
-    let client = client(&server.host, Credentials::IdentityToken("refresh-secret".into()));
+    let client = client(
+        &server.host,
+        Credentials::IdentityToken("refresh-secret".into()),
+    );
     client.get_manifest("app", "v1").await.unwrap();
 }
 
@@ -123,10 +146,16 @@ async fn redirects_do_not_carry_authorization_to_other_hosts() {
         if req.header("authorization").is_none() {
             return Reply::new(401).header("WWW-Authenticate", r#"Basic realm="r""#);
         }
-        Reply::new(307).header("Location", format!("http://{storage_host}/bucket/object?sig=secret"))
+        Reply::new(307).header(
+            "Location",
+            format!("http://{storage_host}/bucket/object?sig=secret"),
+        )
     });
     let client = client(&registry.host, Credentials::basic("u", "p"));
-    let mut blob = client.get_blob("app", &Digest::sha256_of(b"blob-bytes"), 0).await.unwrap();
+    let mut blob = client
+        .get_blob("app", &Digest::sha256_of(b"blob-bytes"), 0)
+        .await
+        .unwrap();
     let mut bytes = Vec::new();
     while let Some(chunk) = blob.stream.next().await {
         bytes.extend_from_slice(&chunk.unwrap());
@@ -135,7 +164,12 @@ async fn redirects_do_not_carry_authorization_to_other_hosts() {
     let at_storage = storage.requests();
     assert_eq!(at_storage.len(), 1);
     assert_eq!(at_storage[0].header("authorization"), None);
-    assert!(registry.requests().last().unwrap().header("authorization").is_some());
+    assert!(registry
+        .requests()
+        .last()
+        .unwrap()
+        .header("authorization")
+        .is_some());
 }
 
 #[tokio::test]
@@ -146,7 +180,9 @@ async fn too_large_single_put_falls_back_to_chunks_keeping_session_state() {
             let n = sessions.fetch_add(1, Ordering::SeqCst);
             Reply::new(202).header("Location", format!("/upload/{n}?state=s{n}"))
         }
-        "PUT" if !req.body.is_empty() => Reply::new(413).body("<html>Request Entity Too Large</html>"),
+        "PUT" if !req.body.is_empty() => {
+            Reply::new(413).body("<html>Request Entity Too Large</html>")
+        }
         "PATCH" => Reply::new(202).header("Location", format!("{}?state=next", req.path())),
         "PUT" if req.query().starts_with("state=next&digest=sha256%3A") => Reply::new(201),
         "DELETE" => Reply::new(204),
@@ -159,14 +195,30 @@ async fn too_large_single_put_falls_back_to_chunks_keeping_session_state() {
     let client = client(&server.host, Credentials::Anonymous);
     client.set_upload_limits(1 << 20, 4_000);
     let digest = Digest::sha256_of(&content);
-    client.upload_blob("app", &digest, 10_000, &path).await.unwrap();
+    client
+        .upload_blob("app", &digest, 10_000, &path)
+        .await
+        .unwrap();
     let requests = server.requests();
     let methods: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
-    assert_eq!(methods, ["POST", "PUT", "DELETE", "POST", "PATCH", "PATCH", "PATCH", "PUT"]);
-    assert_eq!(requests[1].query(), format!("state=s0&digest={}", digest.to_string().replace(':', "%3A")));
-    let ranges: Vec<&str> = requests.iter().filter_map(|r| r.header("content-range")).collect();
+    assert_eq!(
+        methods,
+        ["POST", "PUT", "DELETE", "POST", "PATCH", "PATCH", "PATCH", "PUT"]
+    );
+    assert_eq!(
+        requests[1].query(),
+        format!("state=s0&digest={}", digest.to_string().replace(':', "%3A"))
+    );
+    let ranges: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| r.header("content-range"))
+        .collect();
     assert_eq!(ranges, ["0-3999", "4000-7999", "8000-9999"]);
-    let sent: Vec<u8> = requests.iter().filter(|r| r.method == "PATCH").flat_map(|r| r.body.clone()).collect();
+    let sent: Vec<u8> = requests
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .flat_map(|r| r.body.clone())
+        .collect();
     assert_eq!(sent, content);
 }
 
@@ -190,10 +242,18 @@ async fn hostile_and_failing_answers_become_clear_errors() {
         "/v2/busy/manifests/v1" => Reply::new(429)
             .header("Retry-After", "3")
             .header("Content-Type", "text/html")
-            .body(format!("<html><body>{}</body></html>", "slow down ".repeat(100))),
-        "/v2/down/manifests/v1" => Reply::new(503).body(r#"{"errors":[{"code":"UNAVAILABLE","message":"maintenance"}]}"#),
+            .body(format!(
+                "<html><body>{}</body></html>",
+                "slow down ".repeat(100)
+            )),
+        "/v2/down/manifests/v1" => {
+            Reply::new(503).body(r#"{"errors":[{"code":"UNAVAILABLE","message":"maintenance"}]}"#)
+        }
         "/v2/liar/manifests/v1" => Reply::new(200)
-            .header("Docker-Content-Digest", Digest::sha256_of(b"other").to_string())
+            .header(
+                "Docker-Content-Digest",
+                Digest::sha256_of(b"other").to_string(),
+            )
             .body(MANIFEST),
         p if p.starts_with("/v2/swap/manifests/") => Reply::new(200).body(wrong),
         "/v2/huge/manifests/v1" => Reply {
@@ -211,32 +271,76 @@ async fn hostile_and_failing_answers_become_clear_errors() {
     assert!(busy.is_retryable());
     assert_eq!(busy.retry_after(), Some(Duration::from_secs(3)));
     let text = busy.to_string();
-    assert!(text.contains("HTTP 429") && text.contains("GET manifest busy:v1") && text.len() < 400, "{text}");
+    assert!(
+        text.contains("HTTP 429") && text.contains("GET manifest busy:v1") && text.len() < 400,
+        "{text}"
+    );
 
     let down = client.get_manifest("down", "v1").await.unwrap_err();
-    assert!(down.is_retryable() && down.to_string().contains("UNAVAILABLE (maintenance)"), "{down}");
+    assert!(
+        down.is_retryable() && down.to_string().contains("UNAVAILABLE (maintenance)"),
+        "{down}"
+    );
 
     let liar = client.get_manifest("liar", "v1").await.unwrap_err();
-    assert!(matches!(liar, RegistryError::DigestMismatch { .. }), "{liar:?}");
+    assert!(
+        matches!(liar, RegistryError::DigestMismatch { .. }),
+        "{liar:?}"
+    );
 
     let asked = Digest::sha256_of(MANIFEST.as_bytes());
-    let swap = client.get_manifest("swap", &asked.to_string()).await.unwrap_err();
-    assert!(matches!(&swap, RegistryError::DigestMismatch { expected, .. } if *expected == asked), "{swap:?}");
+    let swap = client
+        .get_manifest("swap", &asked.to_string())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&swap, RegistryError::DigestMismatch { expected, .. } if *expected == asked),
+        "{swap:?}"
+    );
 
     let huge = client.get_manifest("huge", "v1").await.unwrap_err();
     assert!(matches!(huge, RegistryError::Manifest { .. }), "{huge:?}");
 
-    let head = client.head_manifest("nodigest", "v1").await.unwrap().unwrap();
+    let head = client
+        .head_manifest("nodigest", "v1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(head.digest, asked, "falls back to GET + hash");
 
     let missing = client.get_blob("gone", &asked, 0).await.unwrap_err();
-    assert!(missing.is_not_found() && missing.to_string().contains("404 page not found"), "{missing}");
+    assert!(
+        missing.is_not_found() && missing.to_string().contains("404 page not found"),
+        "{missing}"
+    );
     assert!(!format!("{missing} {missing:?} {busy:?}").contains("never-printed"));
 
+    install_crypto_provider();
+    let https = Client::new(
+        &server.host,
+        &RegistrySettings::default(),
+        Credentials::Anonymous,
+    )
+    .unwrap();
+    let tls = https.ping().await.unwrap_err();
+    let text = tls.to_string();
+    assert!(matches!(tls, RegistryError::Tls { .. }), "{tls:?}");
+    assert!(
+        text.contains(&format!("[registry.\"{}\"]", server.host)) && text.contains("skip-verify"),
+        "{text}"
+    );
+
     drop(server);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let refused = client_for_port(port).ping().await.unwrap_err();
-    assert!(matches!(refused, RegistryError::Transport { .. }) && refused.is_retryable(), "{refused:?}");
+    assert!(
+        matches!(refused, RegistryError::Transport { .. }) && refused.is_retryable(),
+        "{refused:?}"
+    );
 }
 
 fn client_for_port(port: u16) -> Client {

@@ -46,7 +46,11 @@ fn write_blob(dir: &Path, bytes: Vec<u8>) -> Blob {
     let digest = Digest::sha256_of(&bytes);
     let path = dir.join(digest.hex());
     std::fs::write(&path, &bytes).unwrap();
-    Blob { digest, bytes, path }
+    Blob {
+        digest,
+        bytes,
+        path,
+    }
 }
 
 fn image_manifest(config: &Blob, layers: &[&Blob]) -> RawManifest {
@@ -108,7 +112,11 @@ async fn round_trip_blobs_manifests_index_mounts_and_tags() {
     // Lowered limits so the large blob goes through PATCH chunks (4 of them, the last partial).
     client.set_upload_limits(64 * 1024, 100_000);
     let dir = tempfile::tempdir().unwrap();
-    let config = write_blob(dir.path(), br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec());
+    let config = write_blob(
+        dir.path(),
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec(),
+    );
     let small = write_blob(dir.path(), blob_bytes(10_000, 1));
     let large = write_blob(dir.path(), blob_bytes(300_001, 2));
     let repo = "mirror/test/app";
@@ -118,7 +126,10 @@ async fn round_trip_blobs_manifests_index_mounts_and_tags() {
             .upload_blob(repo, &blob.digest, blob.bytes.len() as u64, &blob.path)
             .await
             .unwrap();
-        assert_eq!(client.head_blob(repo, &blob.digest).await.unwrap(), Some(blob.bytes.len() as u64));
+        assert_eq!(
+            client.head_blob(repo, &blob.digest).await.unwrap(),
+            Some(blob.bytes.len() as u64)
+        );
     }
     let (from, bytes) = download(&client, repo, &large.digest, 0).await;
     assert_eq!((from, Digest::sha256_of(&bytes)), (0, large.digest.clone()));
@@ -129,7 +140,10 @@ async fn round_trip_blobs_manifests_index_mounts_and_tags() {
     let amd64 = image_manifest(&config, &[&small, &large]);
     let arm64 = image_manifest(&config, &[&large]);
     for m in [&amd64, &arm64] {
-        client.put_manifest(repo, &m.digest().to_string(), m).await.unwrap();
+        client
+            .put_manifest(repo, &m.digest().to_string(), m)
+            .await
+            .unwrap();
     }
     let idx = index(&[(&amd64, "amd64"), (&arm64, "arm64")]);
     client.put_manifest(repo, "v1", &idx).await.unwrap();
@@ -140,15 +154,28 @@ async fn round_trip_blobs_manifests_index_mounts_and_tags() {
     assert_eq!(head.media_type, Some(MediaType::OciIndex));
     assert_eq!(head.size, Some(idx.size()));
     let got = client.get_manifest(repo, "v1").await.unwrap();
-    assert_eq!(got.bytes(), idx.bytes(), "index bytes must be byte-identical");
+    assert_eq!(
+        got.bytes(),
+        idx.bytes(),
+        "index bytes must be byte-identical"
+    );
     assert_eq!(got.media_type(), &MediaType::OciIndex);
-    let by_digest = client.get_manifest(repo, &amd64.digest().to_string()).await.unwrap();
+    let by_digest = client
+        .get_manifest(repo, &amd64.digest().to_string())
+        .await
+        .unwrap();
     assert_eq!(by_digest, amd64);
 
     assert_eq!(client.head_manifest(repo, "missing").await.unwrap(), None);
     let missing = client.get_manifest(repo, "missing").await.unwrap_err();
-    assert!(missing.is_not_found() && !missing.is_retryable(), "{missing}");
-    assert!(missing.to_string().contains("MANIFEST_UNKNOWN"), "{missing}");
+    assert!(
+        missing.is_not_found() && !missing.is_retryable(),
+        "{missing}"
+    );
+    assert!(
+        missing.to_string().contains("MANIFEST_UNKNOWN"),
+        "{missing}"
+    );
 
     let mut tags = client.list_tags(repo).await.unwrap();
     tags.sort();
@@ -156,18 +183,36 @@ async fn round_trip_blobs_manifests_index_mounts_and_tags() {
 
     // Mount into a second repository: 201.
     let other = "mirror/test/other";
-    assert_eq!(client.mount_blob(other, &large.digest, repo).await.unwrap(), MountOutcome::Mounted);
-    assert_eq!(client.head_blob(other, &large.digest).await.unwrap(), Some(300_001));
+    assert_eq!(
+        client.mount_blob(other, &large.digest, repo).await.unwrap(),
+        MountOutcome::Mounted
+    );
+    assert_eq!(
+        client.head_blob(other, &large.digest).await.unwrap(),
+        Some(300_001)
+    );
     // Mount from a repository lacking the blob: 202, session cancelled, then a normal upload.
     let fresh = write_blob(dir.path(), blob_bytes(5_000, 3));
-    let outcome = client.mount_blob(other, &fresh.digest, "mirror/test/empty").await.unwrap();
+    let outcome = client
+        .mount_blob(other, &fresh.digest, "mirror/test/empty")
+        .await
+        .unwrap();
     assert_eq!(outcome, MountOutcome::NotMounted);
-    client.upload_blob(other, &fresh.digest, 5_000, &fresh.path).await.unwrap();
-    assert_eq!(client.head_blob(other, &fresh.digest).await.unwrap(), Some(5_000));
+    client
+        .upload_blob(other, &fresh.digest, 5_000, &fresh.path)
+        .await
+        .unwrap();
+    assert_eq!(
+        client.head_blob(other, &fresh.digest).await.unwrap(),
+        Some(5_000)
+    );
 
     // A wrong size is refused locally before anything is sent.
     let before = client.requests_made();
-    assert!(client.upload_blob(other, &fresh.digest, 4_999, &fresh.path).await.is_err());
+    assert!(client
+        .upload_blob(other, &fresh.digest, 4_999, &fresh.path)
+        .await
+        .is_err());
     assert_eq!(client.requests_made(), before);
     assert!(before > 20, "requests are counted: {before}");
 }
@@ -176,28 +221,61 @@ async fn round_trip_blobs_manifests_index_mounts_and_tags() {
 async fn htpasswd_basic_auth() {
     let registry = TestRegistry::start_htpasswd("mirror-user", "right-horse-battery");
     let dir = tempfile::tempdir().unwrap();
-    let good = client(&registry, Credentials::basic("mirror-user", "right-horse-battery"));
+    let good = client(
+        &registry,
+        Credentials::basic("mirror-user", "right-horse-battery"),
+    );
     let blob = write_blob(dir.path(), blob_bytes(1234, 9));
-    good.upload_blob("auth/repo", &blob.digest, 1234, &blob.path).await.unwrap();
+    good.upload_blob("auth/repo", &blob.digest, 1234, &blob.path)
+        .await
+        .unwrap();
     let config = write_blob(dir.path(), b"{}".to_vec());
-    good.upload_blob("auth/repo", &config.digest, 2, &config.path).await.unwrap();
+    good.upload_blob("auth/repo", &config.digest, 2, &config.path)
+        .await
+        .unwrap();
     let manifest = image_manifest(&config, &[&blob]);
-    good.put_manifest("auth/repo", "latest", &manifest).await.unwrap();
-    assert_eq!(good.get_manifest("auth/repo", "latest").await.unwrap(), manifest);
+    good.put_manifest("auth/repo", "latest", &manifest)
+        .await
+        .unwrap();
+    assert_eq!(
+        good.get_manifest("auth/repo", "latest").await.unwrap(),
+        manifest
+    );
     // The challenge is remembered: one more HEAD costs exactly one request.
     let before = good.requests_made();
-    assert!(good.head_blob("auth/repo", &blob.digest).await.unwrap().is_some());
+    assert!(good
+        .head_blob("auth/repo", &blob.digest)
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(good.requests_made(), before + 1);
 
-    let wrong = client(&registry, Credentials::basic("mirror-user", "wrong-password-xyz"));
-    let err = wrong.head_manifest("auth/repo", "latest").await.unwrap_err();
-    assert!(matches!(err, RegistryError::Unauthorized { status: 401, .. }), "{err:?}");
+    let wrong = client(
+        &registry,
+        Credentials::basic("mirror-user", "wrong-password-xyz"),
+    );
+    let err = wrong
+        .head_manifest("auth/repo", "latest")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Unauthorized { status: 401, .. }),
+        "{err:?}"
+    );
     let text = err.to_string();
-    assert!(!text.contains("wrong-password-xyz") && !format!("{err:?}").contains("wrong-password-xyz"));
-    assert!(text.contains(&registry.host) && text.contains("docker login"), "{text}");
+    assert!(
+        !text.contains("wrong-password-xyz") && !format!("{err:?}").contains("wrong-password-xyz")
+    );
+    assert!(
+        text.contains(&registry.host) && text.contains("docker login"),
+        "{text}"
+    );
 
     let anonymous = client(&registry, Credentials::Anonymous);
-    let err = anonymous.get_manifest("auth/repo", "latest").await.unwrap_err();
+    let err = anonymous
+        .get_manifest("auth/repo", "latest")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("anonymous"), "{err}");
     anonymous.ping().await.unwrap();
 }
