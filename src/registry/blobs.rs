@@ -129,7 +129,7 @@ impl Client {
             StatusCode::PARTIAL_CONTENT => {
                 let start =
                     header_str(&response, CONTENT_RANGE.as_str()).and_then(content_range_start);
-                if start != Some(offset) || offset == 0 {
+                if start != Some(offset) {
                     return Err(self.invalid(
                         &op,
                         format!("asked for bytes from {offset}, got a 206 for {start:?}"),
