@@ -257,7 +257,10 @@ async fn resolve_image(
 ) -> Result<ResolvedImage, ResolveError> {
     let reference = &image.reference;
     let Some(source) = sources.get(reference.registry()) else {
-        return Err(ResolveError::new(image, ResolveErrorKind::NoSource(reference.registry().to_string())));
+        return Err(ResolveError::new(
+            image,
+            ResolveErrorKind::NoSource(reference.registry().to_string()),
+        ));
     };
     let ctx = Ctx {
         image,
@@ -312,7 +315,10 @@ async fn resolve_image(
         }
     }
     if walked.manifest.digest() != &upstream_digest && reference.digest().is_some() {
-        return Err(ResolveError::new(image, ResolveErrorKind::PinnedSubset(upstream_digest)));
+        return Err(ResolveError::new(
+            image,
+            ResolveErrorKind::PinnedSubset(upstream_digest),
+        ));
     }
     let mut warnings = walked.warnings;
     let missing_platforms: Vec<Platform> = walked.unmatched.into_iter().collect();

@@ -1,0 +1,355 @@
+//! `RegistryError`: what went wrong talking to a registry, said so a user can act on it.
+//!
+//! Every variant carries the host and the operation ("GET manifest library/alpine:3.20"), because
+//! a mirror talks to several registries at once and "HTTP 404" alone names neither. Error bodies
+//! are outside data: a JSON body becomes its OCI error codes, anything else (a proxy's HTML 429
+//! page, distribution's plain-text 404) is kept as truncated text, and neither can fail to parse.
+//! The executor decides about retries by asking [`RegistryError::is_retryable`]; the client itself
+//! never retries (except the one re-authentication on 401).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::oci::{Digest, ManifestError};
+
+use super::credentials::CredentialSource;
+
+/// How much of a non-JSON error body is kept for the message.
+const TEXT_LIMIT: usize = 200;
+
+/// One entry of a distribution error body (`{"errors":[{"code":..,"message":..}]}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorCode {
+    pub code: String,
+    pub message: String,
+}
+
+/// What an error response said, as far as it could be understood.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ErrorBody {
+    /// No body, or only whitespace.
+    #[default]
+    Empty,
+    /// A distribution JSON error body.
+    Codes(Vec<ErrorCode>),
+    /// Anything else, truncated.
+    Text(String),
+}
+
+impl ErrorBody {
+    /// Parses a response body; never fails.
+    pub fn parse(bytes: &[u8]) -> ErrorBody {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            errors: Vec<Entry>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            #[serde(default)]
+            code: Option<String>,
+            #[serde(default)]
+            message: Option<String>,
+        }
+        if let Ok(body) = serde_json::from_slice::<Body>(bytes) {
+            if !body.errors.is_empty() {
+                return ErrorBody::Codes(
+                    body.errors
+                        .into_iter()
+                        .map(|e| ErrorCode {
+                            code: e.code.unwrap_or_else(|| "UNKNOWN".to_string()),
+                            message: e.message.unwrap_or_default(),
+                        })
+                        .collect(),
+                );
+            }
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() {
+            return ErrorBody::Empty;
+        }
+        ErrorBody::Text(truncate(&text, TEXT_LIMIT))
+    }
+
+    /// The OCI error codes, if the body had any.
+    pub fn codes(&self) -> impl Iterator<Item = &str> {
+        let codes: &[ErrorCode] = match self {
+            ErrorBody::Codes(codes) => codes,
+            _ => &[],
+        };
+        codes.iter().map(|c| c.code.as_str())
+    }
+
+    pub fn has_code(&self, code: &str) -> bool {
+        self.codes().any(|c| c == code)
+    }
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorBody::Empty => Ok(()),
+            ErrorBody::Text(text) => write!(f, ": {text}"),
+            ErrorBody::Codes(codes) => {
+                for (i, c) in codes.iter().enumerate() {
+                    let sep = if i == 0 { ": " } else { "; " };
+                    if c.message.is_empty() {
+                        write!(f, "{sep}{}", c.code)?;
+                    } else {
+                        write!(f, "{sep}{} ({})", c.code, truncate(&c.message, TEXT_LIMIT))?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Cuts `text` to at most `limit` characters, on a character boundary.
+pub(crate) fn truncate(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry answered with an error status.
+    #[error("{host}: {operation}: HTTP {status}{}{body}", status_hint(*status))]
+    Http {
+        host: String,
+        operation: String,
+        status: u16,
+        body: ErrorBody,
+        retry_after: Option<Duration>,
+    },
+    /// The request never got an answer (connection refused, reset, timeout, truncated body).
+    #[error("{host}: {operation}: {message}")]
+    Transport {
+        host: String,
+        operation: String,
+        message: String,
+        retryable: bool,
+    },
+    /// The TLS handshake failed, most often an untrusted certificate.
+    #[error(
+        "{host}: {operation}: TLS handshake failed: {message}; if {host} uses a private CA, set \
+         `ca = \"/path/to/ca.pem\"` under `[registry.\"{host}\"]`, or `tls = \"skip-verify\"` to \
+         skip verification (`tls = \"http\"` if it only speaks plain HTTP)"
+    )]
+    Tls {
+        host: String,
+        operation: String,
+        message: String,
+    },
+    /// 401/403 after authenticating with whatever credentials we had.
+    #[error(
+        "{host}: {operation}: access denied (HTTP {status}) with {source_label} credentials{body}; \
+         log in with `docker login {host}` (or check that the account may access this repository)"
+    )]
+    Unauthorized {
+        host: String,
+        operation: String,
+        status: u16,
+        source_label: CredentialSource,
+        body: ErrorBody,
+    },
+    /// Bytes received do not hash to the digest they were asked for by.
+    #[error("{host}: {operation}: content hashes to {actual}, not the expected {expected}")]
+    DigestMismatch {
+        host: String,
+        operation: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("{host}: {operation}: {source}")]
+    Manifest {
+        host: String,
+        operation: String,
+        source: ManifestError,
+    },
+    /// The registry answered something the protocol does not allow.
+    #[error("{host}: {operation}: unexpected response: {message}")]
+    InvalidResponse {
+        host: String,
+        operation: String,
+        message: String,
+    },
+    /// A local file could not be read (blob uploads) or the client could not be configured.
+    #[error("{host}: {operation}: {message}")]
+    Local {
+        host: String,
+        operation: String,
+        message: String,
+    },
+}
+
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        404 => " (not found)",
+        429 => " (too many requests)",
+        _ => "",
+    }
+}
+
+impl RegistryError {
+    /// Worth trying again later: the network failed, the server failed (5xx), or it asked us to
+    /// slow down (429) or timed out waiting for us (408).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RegistryError::Transport { retryable, .. } => *retryable,
+            RegistryError::Http { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            _ => false,
+        }
+    }
+
+    /// How long the registry asked us to wait (a 429's or 503's `Retry-After` in seconds).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RegistryError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when the registry answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RegistryError::Http { status, .. } | RegistryError::Unauthorized { status, .. } => {
+                Some(*status)
+            }
+            _ => None,
+        }
+    }
+
+    /// A 404 (manifest, blob or repository unknown).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// Classifies a reqwest error. The URL is dropped (it may carry upload-session state or
+    /// signed query strings); the message is the error chain.
+    pub(crate) fn from_reqwest(host: &str, operation: &str, err: reqwest::Error) -> RegistryError {
+        let retryable = err.is_connect()
+            || err.is_timeout()
+            || err.is_request()
+            || err.is_body()
+            || err.is_decode();
+        let tls = is_tls_error(&err);
+        let message = chain_message(err.without_url());
+        let (host, operation) = (host.to_string(), operation.to_string());
+        if tls {
+            RegistryError::Tls {
+                host,
+                operation,
+                message,
+            }
+        } else {
+            RegistryError::Transport {
+                host,
+                operation,
+                message,
+                retryable,
+            }
+        }
+    }
+}
+
+fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("certificate")
+            || text.contains("invalidcontenttype")
+            || text.contains("tls")
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// "error sending request: client error (Connect): tcp connect error: Connection refused".
+fn chain_message(err: reqwest::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut current = std::error::Error::source(&err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Parses `Retry-After` in its seconds form (the HTTP-date form is rare from registries and is
+/// left to the executor's own backoff).
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(3600)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_body_becomes_codes() {
+        let body = ErrorBody::parse(br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#);
+        assert!(body.has_code("MANIFEST_UNKNOWN"));
+        assert_eq!(body.to_string(), ": MANIFEST_UNKNOWN (manifest unknown)");
+    }
+
+    #[test]
+    fn text_and_garbage_bodies_are_text() {
+        assert_eq!(
+            ErrorBody::parse(b"404 page not found\n"),
+            ErrorBody::Text("404 page not found".into())
+        );
+        assert_eq!(ErrorBody::parse(b"  \n"), ErrorBody::Empty);
+        assert!(matches!(
+            ErrorBody::parse(br#"{"errors":"nope"}"#),
+            ErrorBody::Text(_)
+        ));
+        assert!(matches!(
+            ErrorBody::parse(br#"{"errors":[]}"#),
+            ErrorBody::Text(_)
+        ));
+        let long = "é".repeat(1000);
+        match ErrorBody::parse(long.as_bytes()) {
+            ErrorBody::Text(t) => assert_eq!(t.chars().count(), TEXT_LIMIT + 1),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            ErrorBody::parse(&[0xff, 0xfe, 0x00]),
+            ErrorBody::Text(_)
+        ));
+    }
+
+    #[test]
+    fn retry_classification() {
+        let http = |status| RegistryError::Http {
+            host: "h".into(),
+            operation: "op".into(),
+            status,
+            body: ErrorBody::Empty,
+            retry_after: parse_retry_after("7"),
+        };
+        assert!(http(429).is_retryable());
+        assert!(http(503).is_retryable());
+        assert!(http(408).is_retryable());
+        assert!(!http(404).is_retryable());
+        assert!(!http(400).is_retryable());
+        assert_eq!(http(429).retry_after(), Some(Duration::from_secs(7)));
+        assert!(http(404).to_string().contains("HTTP 404 (not found)"));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+}
