@@ -71,6 +71,8 @@ impl ImagePlan {
 pub struct Plan {
     pub images: Vec<ImagePlan>,
     pub graph: StableDiGraph<Node, ()>,
+    /// Blobs that resolving already downloaded (image configs): part of what the run fetched.
+    pub prefetched: Totals,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +144,8 @@ pub fn assemble(
     let mut first_upload: HashMap<Digest, (String, NodeIndex)> = HashMap::new();
     let mut counted_present: BTreeSet<(String, Digest)> = BTreeSet::new();
     let mut images = Vec::with_capacity(resolved.len());
+    let mut prefetched_seen: BTreeSet<Digest> = BTreeSet::new();
+    let mut prefetched = Totals::default();
 
     for (i, image) in resolved.into_iter().enumerate() {
         let repository = image.source.target_repository.clone();
@@ -173,6 +177,12 @@ pub fn assemble(
             present: Totals::default(),
             resolved: image,
         };
+        for blob in &plan.resolved.prefetched {
+            if prefetched_seen.insert(blob.digest.clone()) {
+                plan.fetch.add(blob.size);
+                prefetched.add(blob.size);
+            }
+        }
         if action == Action::Unchanged {
             images.push(plan);
             continue;
@@ -307,7 +317,11 @@ pub fn assemble(
         }
         images.push(plan);
     }
-    Plan { images, graph }
+    Plan {
+        images,
+        graph,
+        prefetched,
+    }
 }
 
 /// Repositories per digest, for reports.

@@ -108,8 +108,8 @@ pub fn apply_summary(plan: &Plan, outcome: &Outcome, requests: u64, elapsed: Dur
         out,
         "  fetched {}, pushed {}, mounted {}, {} manifests pushed; {} requests in {:.1}s",
         blobs(Totals {
-            blobs: outcome.blobs_fetched,
-            bytes: outcome.bytes_fetched
+            blobs: outcome.blobs_fetched + plan.prefetched.blobs,
+            bytes: outcome.bytes_fetched + plan.prefetched.bytes
         }),
         blobs(Totals {
             blobs: outcome.blobs_pushed,

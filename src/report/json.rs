@@ -144,8 +144,8 @@ pub fn apply(plan: &Plan, outcome: &Outcome, requests: u64) -> ApplyDoc {
             .collect(),
         summary: ApplySummary {
             images: plan.images.len() as u64,
-            blobs_fetched: outcome.blobs_fetched,
-            bytes_fetched: outcome.bytes_fetched,
+            blobs_fetched: outcome.blobs_fetched + plan.prefetched.blobs,
+            bytes_fetched: outcome.bytes_fetched + plan.prefetched.bytes,
             blobs_pushed: outcome.blobs_pushed,
             bytes_pushed: outcome.bytes_pushed,
             blobs_mounted: outcome.blobs_mounted,

@@ -63,6 +63,8 @@ pub struct ResolvedImage {
     /// Selected platforms the image does not have.
     pub missing_platforms: Vec<Platform>,
     pub warnings: Vec<String>,
+    /// Blobs (image configs) that resolving downloaded into the cache: they count as fetched.
+    pub prefetched: Vec<Descriptor>,
 }
 
 /// A manifest to push and the blobs it needs (empty for an index).
@@ -161,6 +163,7 @@ struct Ctx<'a> {
     source: &'a dyn Source,
     store: &'a Store,
     repo: &'a str,
+    prefetched: std::sync::Mutex<Vec<Descriptor>>,
 }
 
 impl Ctx<'_> {
@@ -170,6 +173,13 @@ impl Ctx<'_> {
 
     fn store_err(&self, source: StoreError) -> ResolveError {
         ResolveError::new(self.image, ResolveErrorKind::Store(source))
+    }
+
+    fn take_prefetched(&self) -> Vec<Descriptor> {
+        self.prefetched
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
     }
 
     /// A manifest from the cache, or fetched (verified) and cached.
@@ -220,6 +230,9 @@ impl Ctx<'_> {
                         ),
                     ));
                 }
+                if let Ok(mut list) = self.prefetched.lock() {
+                    list.push(config.clone());
+                }
                 bytes
             }
         };
@@ -267,6 +280,7 @@ async fn resolve_image(
         source: source.as_ref(),
         store,
         repo: reference.repository(),
+        prefetched: Default::default(),
     };
     let upstream_digest = match reference.digest() {
         Some(digest) => digest.clone(),
@@ -301,6 +315,7 @@ async fn resolve_image(
             platforms: vec![platform],
             missing_platforms: Vec::new(),
             warnings,
+            prefetched: ctx.take_prefetched(),
         });
     }
 
@@ -341,6 +356,7 @@ async fn resolve_image(
         platforms: walked.platforms,
         missing_platforms,
         warnings,
+        prefetched: ctx.take_prefetched(),
     })
 }
 
