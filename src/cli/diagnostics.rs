@@ -18,22 +18,22 @@ pub fn install_hook() {
     }));
 }
 
-/// An error from a command's stages.
+/// An error from a command's stages. Resolution errors are printed one report each (so every
+/// broken entry is shown with its own help), followed by the returned summary report.
 pub fn ops(error: OpsError) -> Report {
     match error {
         OpsError::Resolve(errors) => {
-            let count = errors.len();
-            let text: Vec<String> = errors
-                .iter()
-                .map(|e| match e.help() {
-                    Some(help) => format!("  × {e}\n    help: {help}"),
-                    None => format!("  × {e}"),
-                })
-                .collect();
+            for error in &errors {
+                let report = match error.help() {
+                    Some(help) => miette!(help = help, "{}", error_chain(error)),
+                    None => miette!("{}", error_chain(error)),
+                };
+                eprintln!("{report:?}");
+            }
             miette!(
                 help = "nothing was transferred; fix the entries above and run again",
-                "{count} image(s) could not be resolved:\n{}",
-                text.join("\n")
+                "{} image(s) could not be resolved",
+                errors.len()
             )
         }
         other => {
