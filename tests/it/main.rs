@@ -8,3 +8,4 @@ mod apply;
 mod errors;
 mod harness;
 mod plan;
+mod semantics;

@@ -143,3 +143,81 @@ pub fn tags(host: &str, repo: &str) -> Vec<String> {
     tags.sort();
     tags
 }
+
+/// Sends one request with a body and extra headers; reads the whole answer.
+pub fn send(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+/// Uploads `bytes` as a blob of `repo` (POST, then one monolithic PUT), independently of
+/// `mirror`'s client: used to seed upstream content skopeo cannot write (Docker media types,
+/// nested indexes, inconsistent platforms).
+pub fn push_blob(host: &str, repo: &str, bytes: &[u8]) {
+    let digest = super::images::sha256(bytes);
+    let start = send(
+        host,
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        b"",
+    )
+    .unwrap_or_else(|e| panic!("POST upload to {host}/{repo}: {e}"));
+    assert_eq!(start.status, 202, "POST upload: {}", start.text());
+    let location = start
+        .header("Location")
+        .expect("upload Location")
+        .to_string();
+    let path = location
+        .strip_prefix(&format!("http://{host}"))
+        .unwrap_or(&location)
+        .to_string();
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let put = send(
+        host,
+        "PUT",
+        &format!("{path}{sep}digest={digest}"),
+        &[("Content-Type", "application/octet-stream")],
+        bytes,
+    )
+    .unwrap_or_else(|e| panic!("PUT blob to {host}/{repo}: {e}"));
+    assert_eq!(put.status, 201, "PUT blob {digest}: {}", put.text());
+}
+
+/// PUTs manifest bytes under `reference` with `media_type` as Content-Type.
+pub fn put_manifest(host: &str, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
+    let resp = send(
+        host,
+        "PUT",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("Content-Type", media_type)],
+        bytes,
+    )
+    .unwrap_or_else(|e| panic!("PUT manifest {repo}:{reference}: {e}"));
+    assert_eq!(
+        resp.status,
+        201,
+        "PUT manifest {repo}:{reference}: {}",
+        resp.text()
+    );
+}
