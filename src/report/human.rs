@@ -106,7 +106,7 @@ pub fn apply_summary(plan: &Plan, outcome: &Outcome, requests: u64, elapsed: Dur
     );
     let _ = writeln!(
         out,
-        "  fetched {}, pushed {}, mounted {}, {} manifests pushed; {} requests in {:.1}s",
+        "  fetched {}, pushed {}, mounted {}, {} already there, {} manifests pushed; {} requests in {:.1}s",
         blobs(Totals {
             blobs: outcome.blobs_fetched + plan.prefetched.blobs,
             bytes: outcome.bytes_fetched + plan.prefetched.bytes
@@ -116,6 +116,7 @@ pub fn apply_summary(plan: &Plan, outcome: &Outcome, requests: u64, elapsed: Dur
             bytes: outcome.bytes_pushed
         }),
         outcome.blobs_mounted,
+        plan.images.iter().map(|i| i.present.blobs).sum::<u64>(),
         outcome.manifests_pushed,
         requests,
         elapsed.as_secs_f64()
