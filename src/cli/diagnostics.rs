@@ -8,11 +8,12 @@ use crate::plan::Plan;
 
 pub fn install_hook() {
     let _ = miette::set_hook(Box::new(|_| {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        // No escapes into pipes and files, nor with NO_COLOR (pitfall P13).
+        let color = super::output::stderr_color();
         Box::new(
             miette::MietteHandlerOpts::new()
-                .color(!no_color)
-                .unicode(!no_color)
+                .color(color)
+                .unicode(color)
                 .build(),
         )
     }));
@@ -25,8 +26,8 @@ pub fn ops(error: OpsError) -> Report {
         OpsError::Resolve(errors) => {
             for error in &errors {
                 let report = match error.help() {
-                    Some(help) => miette!(help = help, "{}", error_chain(error)),
-                    None => miette!("{}", error_chain(error)),
+                    Some(help) => miette!(help = help, "{}", chain(error)),
+                    None => miette!("{}", chain(error)),
                 };
                 eprintln!("{report:?}");
             }
@@ -37,7 +38,7 @@ pub fn ops(error: OpsError) -> Report {
             )
         }
         other => {
-            let message = error_chain(&other);
+            let message = chain(&other);
             miette!(help = "nothing was transferred", "{message}")
         }
     }
@@ -54,7 +55,7 @@ pub fn failures(plan: &Plan, outcome: &Outcome) -> Report {
                 .get(f.image)
                 .map(|i| format!("{} → {}", i.resolved.source.reference, i.target))
                 .unwrap_or_default();
-            format!("  × {image}: {}: {}", f.task, error_chain(&f.error))
+            format!("  × {image}: {}: {}", f.task, chain(&f.error))
         })
         .collect();
     miette!(
@@ -66,7 +67,7 @@ pub fn failures(plan: &Plan, outcome: &Outcome) -> Report {
 }
 
 /// `error: cause: cause`, skipping causes whose text the outer message already contains.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

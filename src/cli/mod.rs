@@ -1,19 +1,28 @@
 //! The edge: the only code that knows clap, stdout/stderr, exit codes and miette.
+//!
+//! One file per command (`plan.rs`, `apply.rs`, `inspect.rs`, …), each thin over `ops`/`report`;
+//! `output.rs` writes to stdout, `logging.rs` sets up tracing, `progress.rs` and `reporter.rs`
+//! turn executor events into bars or lines on stderr, `diagnostics.rs` builds miette reports.
 
+mod apply;
+mod completions;
 mod diagnostics;
+mod init;
+mod inspect;
+mod logging;
+mod output;
+mod plan;
+mod progress;
+mod registries_yaml;
 mod reporter;
+mod schema;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Instant;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::execute::{Options, Reporter, RetryPolicy};
 use crate::ops::{self, Session};
-use crate::report;
 
 /// Declarative, reproducible, incremental mirroring of multi-architecture container images.
 #[derive(Debug, Parser)]
@@ -30,45 +39,52 @@ pub struct Cli {
     pub file: PathBuf,
 
     /// Print nothing but results and errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// More log output on stderr (-v: info, -vv: debug, -vvv: trace); `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// How to show progress on stderr: bars on a terminal, lines otherwise (`auto`).
+    #[arg(long, global = true, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// Bars when stderr is a terminal, plain lines otherwise.
+    Auto,
+    /// Progress bars (overall bytes and images, the largest transfers, ETA).
+    Bars,
+    /// One line per event, for logs and CI.
+    Plain,
+    /// No progress at all.
+    None,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what `apply` would change on the target and how many bytes would move.
-    Plan(PlanArgs),
+    Plan(plan::PlanArgs),
     /// Make the target match the Mirrorfile.
-    Apply(ApplyArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct PlanArgs {
-    /// Print the plan as JSON (see the README for its shape).
-    #[arg(long)]
-    pub json: bool,
-
-    /// Exit with 2 when changes are pending, 0 when there are none (as terraform does).
-    #[arg(long)]
-    pub detailed_exitcode: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ApplyArgs {
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Transfers at once.
-    #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub jobs: u16,
-
-    /// Retries for a failed request (network errors, 5xx, 429) before giving up.
-    #[arg(long, default_value_t = 5)]
-    pub retries: u32,
+    Apply(apply::ApplyArgs),
+    /// Show an image: platforms with digests, sizes, created time and layers (or its raw bytes).
+    Inspect(inspect::InspectArgs),
+    /// Write a commented starter Mirrorfile (refuses to overwrite one).
+    Init(init::InitArgs),
+    /// Print the JSON Schema of the Mirrorfile (committed as schemas/mirrorfile.schema.json).
+    Schema,
+    /// Print the k3s/RKE2 registries.yaml that makes a cluster pull these images from the target.
+    RegistriesYaml(registries_yaml::RegistriesYamlArgs),
+    /// Print a shell completion script.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), e.g. `mirror man > mirror.1`.
+    Man,
 }
 
 /// Parses the command line, runs the command, and maps the result to an exit code.
@@ -76,6 +92,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::registry::install_crypto_provider();
     diagnostics::install_hook();
+    let bars = logging::init(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,7 +103,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, bars)) {
         Ok(code) => code,
         Err(report) => {
             eprintln!("{report:?}");
@@ -95,84 +112,30 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> miette::Result<ExitCode> {
-    let model = crate::mirrorfile::load(&cli.file).map_err(miette::Report::new)?;
+async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
+    match &cli.command {
+        Command::Plan(args) => plan::run(&session(&cli).await?, args).await,
+        Command::Apply(args) => apply::run(&session(&cli).await?, args, &cli, bars).await,
+        Command::Inspect(args) => inspect::run(&cli, args).await,
+        Command::Init(args) => init::run(&cli, args),
+        Command::Schema => schema::run(),
+        Command::RegistriesYaml(args) => registries_yaml::run(&cli, args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man => completions::man(),
+    }
+}
+
+/// The cache directory when the Mirrorfile names none.
+fn default_cache() -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
-    let default_cache = ops::default_cache_dir(xdg.as_deref(), home.as_deref());
-    let session = Session::open(model, &default_cache)
+    ops::default_cache_dir(xdg.as_deref(), home.as_deref())
+}
+
+/// Loads the Mirrorfile and opens cache and clients.
+async fn session(cli: &Cli) -> miette::Result<Session> {
+    let model = crate::mirrorfile::load(&cli.file).map_err(miette::Report::new)?;
+    Session::open(model, &default_cache())
         .await
-        .map_err(diagnostics::ops)?;
-    match cli.command {
-        Command::Plan(args) => plan(&session, &args, cli.quiet).await,
-        Command::Apply(args) => apply(&session, &args, cli.quiet).await,
-    }
-}
-
-fn print_stdout(text: &str) {
-    let mut out = std::io::stdout().lock();
-    // A closed pipe (`mirror plan | head`) is not an error worth a panic.
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_string_pretty(value) {
-        Ok(mut text) => {
-            text.push('\n');
-            text
-        }
-        Err(e) => format!("{{\"error\":\"{e}\"}}\n"),
-    }
-}
-
-async fn plan(session: &Session, args: &PlanArgs, _quiet: bool) -> miette::Result<ExitCode> {
-    let plan = session.plan().await.map_err(diagnostics::ops)?;
-    if args.json {
-        print_stdout(&to_json(&report::json::plan(&plan)));
-    } else {
-        print_stdout(&report::human::plan(&plan, &session.target_name));
-    }
-    Ok(if args.detailed_exitcode && plan.has_changes() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-async fn apply(session: &Session, args: &ApplyArgs, quiet: bool) -> miette::Result<ExitCode> {
-    let started = Instant::now();
-    let plan = session.plan().await.map_err(diagnostics::ops)?;
-    if !args.json && !quiet {
-        print_stdout(&report::human::plan(&plan, &session.target_name));
-    }
-    let reporter: Arc<dyn Reporter> = if args.json || quiet {
-        Arc::new(crate::execute::Silent)
-    } else {
-        Arc::new(reporter::PlainReporter)
-    };
-    let options = Options {
-        jobs: usize::from(args.jobs),
-        retry: RetryPolicy {
-            retries: args.retries,
-            ..RetryPolicy::default()
-        },
-    };
-    let outcome = session.apply(&plan, options, reporter).await;
-    let requests = session.requests();
-    if args.json {
-        print_stdout(&to_json(&report::json::apply(&plan, &outcome, requests)));
-    } else {
-        print_stdout(&report::human::apply_summary(
-            &plan,
-            &outcome,
-            requests,
-            started.elapsed(),
-        ));
-    }
-    if outcome.failures.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(diagnostics::failures(&plan, &outcome))
-    }
+        .map_err(diagnostics::ops)
 }

@@ -1,15 +1,45 @@
-//! Plain, line-per-event progress on stderr (for logs and non-terminals).
+//! Plain, line-per-event progress on stderr (for logs, CI and non-terminals).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::progress::images_to_write;
 use crate::execute::{Event, Reporter};
+use crate::plan::Plan;
 use crate::report::human_bytes;
 
-pub struct PlainReporter;
+pub struct PlainReporter {
+    images_total: u64,
+    images_done: AtomicU64,
+    /// Bytes streamed so far (from `Progress` events), shown with each finished image.
+    moved: AtomicU64,
+}
+
+impl PlainReporter {
+    pub fn new(plan: &Plan) -> PlainReporter {
+        PlainReporter {
+            images_total: images_to_write(plan),
+            images_done: AtomicU64::new(0),
+            moved: AtomicU64::new(0),
+        }
+    }
+}
 
 impl Reporter for PlainReporter {
     fn event(&self, event: Event) {
         match event {
             Event::Started { .. } => {}
+            Event::Progress { bytes, .. } => {
+                self.moved.fetch_add(bytes, Ordering::Relaxed);
+            }
             Event::Finished { task, bytes } => eprintln!("  done {task} ({})", human_bytes(bytes)),
+            Event::ImageDone { target } => {
+                let done = self.images_done.fetch_add(1, Ordering::Relaxed) + 1;
+                eprintln!(
+                    "  tagged {target} ({done}/{} images, {} moved)",
+                    self.images_total,
+                    human_bytes(self.moved.load(Ordering::Relaxed))
+                );
+            }
             Event::Retrying {
                 task,
                 attempt,

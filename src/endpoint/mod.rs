@@ -5,6 +5,7 @@
 //! travel as [`RawManifest`] bytes. Capabilities only some places have (cross-repository mounts)
 //! have default methods that say "not available" so callers fall back to the general path.
 
+pub mod oci_dir;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use crate::oci::{Descriptor, Digest, ManifestError, RawManifest, Reference};
+pub use crate::registry::UploadProgress;
 use crate::registry::RegistryError;
 use crate::store::StoreError;
 
@@ -139,6 +141,20 @@ pub trait Sink: Send + Sync {
         descriptor: &Descriptor,
         path: &Path,
     ) -> Result<(), EndpointError>;
+
+    /// [`Sink::put_blob`], telling `progress` how many bytes went out as they go. Sinks that
+    /// cannot tell report the whole blob once it is written.
+    async fn put_blob_reporting(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        path: &Path,
+        progress: UploadProgress,
+    ) -> Result<(), EndpointError> {
+        self.put_blob(repository, descriptor, path).await?;
+        progress(descriptor.size);
+        Ok(())
+    }
 
     /// Pushes manifest bytes under `reference` (a tag, or the digest itself).
     async fn put_manifest(

@@ -5,7 +5,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 
-use super::{ByteStream, EndpointError, Sink, Source};
+use super::{ByteStream, EndpointError, Sink, Source, UploadProgress};
 use crate::oci::{Descriptor, Digest, RawManifest, Reference};
 use crate::registry::{Client, MountOutcome};
 
@@ -117,6 +117,25 @@ impl Sink for RegistryEndpoint {
         Ok(self
             .client
             .upload_blob(repository, &descriptor.digest, descriptor.size, path)
+            .await?)
+    }
+
+    async fn put_blob_reporting(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        path: &Path,
+        progress: UploadProgress,
+    ) -> Result<(), EndpointError> {
+        Ok(self
+            .client
+            .upload_blob_reporting(
+                repository,
+                &descriptor.digest,
+                descriptor.size,
+                path,
+                Some(progress),
+            )
             .await?)
     }
 

@@ -176,6 +176,11 @@ pub async fn execute(
                     if let Some(flag) = outcome.roots_pushed.get_mut(task.image) {
                         *flag = true;
                     }
+                    if let Some(image) = plan.images.get(task.image) {
+                        shared.reporter.event(Event::ImageDone {
+                            target: image.target.clone(),
+                        });
+                    }
                 }
                 for edge in graph.edges_directed(node, Direction::Outgoing) {
                     let next = edge.target();

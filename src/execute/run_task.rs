@@ -1,11 +1,14 @@
 //! What each kind of task does.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
 
 use super::event::Event;
 use super::retry::{with_retries, Retryable};
 use super::Shared;
-use crate::endpoint::EndpointError;
+use crate::endpoint::{EndpointError, UploadProgress};
 use crate::oci::Descriptor;
 use crate::plan::Task;
 use crate::store::{IngestError, StoreError};
@@ -60,7 +63,7 @@ pub(super) async fn run(task: &Task, shared: &Shared) -> Result<(), TaskError> {
             error: error.to_string(),
         })
     };
-    let result = with_retries(shared.retry, || attempt(task, shared), on_retry).await;
+    let result = with_retries(shared.retry, || attempt(task, &name, shared), on_retry).await;
     if result.is_ok() {
         shared.reporter.event(Event::Finished {
             task: name,
@@ -70,14 +73,26 @@ pub(super) async fn run(task: &Task, shared: &Shared) -> Result<(), TaskError> {
     result
 }
 
-async fn attempt(task: &Task, shared: &Shared) -> Result<(), TaskError> {
+/// A callback that reports `bytes` more of task `name` as [`Event::Progress`].
+fn progress_of(name: &str, shared: &Shared) -> UploadProgress {
+    let reporter = shared.reporter.clone();
+    let task = name.to_string();
+    Arc::new(move |bytes| {
+        reporter.event(Event::Progress {
+            task: task.clone(),
+            bytes,
+        })
+    })
+}
+
+async fn attempt(task: &Task, name: &str, shared: &Shared) -> Result<(), TaskError> {
     let c = &shared.counters;
     match task {
         Task::FetchBlob {
             registry,
             repository,
             descriptor,
-        } => fetch(shared, registry, repository, descriptor).await,
+        } => fetch(shared, name, registry, repository, descriptor).await,
         Task::PushBlob {
             repository,
             descriptor,
@@ -96,10 +111,13 @@ async fn attempt(task: &Task, shared: &Shared) -> Result<(), TaskError> {
                 }
             }
             if !shared.store.contains(&descriptor.digest) {
-                fetch(shared, source_registry, source_repository, descriptor).await?;
+                fetch(shared, name, source_registry, source_repository, descriptor).await?;
             }
             let path = shared.store.blob_path(&descriptor.digest);
-            shared.sink.put_blob(repository, descriptor, &path).await?;
+            shared
+                .sink
+                .put_blob_reporting(repository, descriptor, &path, progress_of(name, shared))
+                .await?;
             c.blobs_pushed.fetch_add(1, Ordering::Relaxed);
             c.bytes_pushed.fetch_add(descriptor.size, Ordering::Relaxed);
             Ok(())
@@ -134,6 +152,7 @@ async fn attempt(task: &Task, shared: &Shared) -> Result<(), TaskError> {
 /// makes the second one a no-op.
 async fn fetch(
     shared: &Shared,
+    name: &str,
     registry: &str,
     repository: &str,
     descriptor: &Descriptor,
@@ -146,6 +165,8 @@ async fn fetch(
         .get(registry)
         .ok_or_else(|| TaskError::NoSource(registry.to_string()))?;
     let (_, stream) = source.blob(repository, descriptor, 0).await?;
+    let progress = progress_of(name, shared);
+    let stream = stream.inspect_ok(move |chunk| progress(chunk.len() as u64));
     let bytes = shared
         .store
         .ingest(&descriptor.digest, Some(descriptor.size), stream)

@@ -129,6 +129,24 @@ impl MirrorfileError {
         })
     }
 
+    /// An image-list file that cannot be read, with no Mirrorfile around it (`mirror init --from`).
+    pub(crate) fn list_io(path: &Path, source: std::io::Error, help: &str) -> Self {
+        let message = if source.kind() == std::io::ErrorKind::NotFound {
+            format!("no image list at `{}`", path.display())
+        } else {
+            format!("cannot read image list `{}`", path.display())
+        };
+        MirrorfileError::from(Details {
+            kind: ErrorKind::Io,
+            message,
+            source_code: None,
+            labels: Vec::new(),
+            help: Some(help.to_string()),
+            related: Vec::new(),
+            io: Some(source),
+        })
+    }
+
     pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
         self.inner.help = Some(help.into());
         self

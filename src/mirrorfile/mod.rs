@@ -12,12 +12,15 @@ mod image_list;
 mod lower;
 mod naming;
 pub mod schema;
+mod starter;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{ErrorKind, MirrorfileError};
+pub use starter::starter;
 
 use crate::model::Model;
+use crate::oci::Reference;
 use error::SourceFile;
 
 /// The file name looked for when no `-f` is given.
@@ -42,6 +45,22 @@ pub fn load(path: &Path) -> Result<Model, MirrorfileError> {
         MirrorfileError::io(path, err, help)
     })?;
     parse(path, &text)
+}
+
+/// Reads a k3s-style image-list file on its own (`mirror init --from`); errors point at the line.
+pub fn read_image_list(path: &Path) -> Result<Vec<Reference>, MirrorfileError> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        MirrorfileError::list_io(
+            path,
+            err,
+            "give the path of an image list: one reference per line, `#` comments allowed",
+        )
+    })?;
+    let file = SourceFile::new(path, &text);
+    Ok(image_list::parse(&file)?
+        .into_iter()
+        .map(|entry| entry.reference)
+        .collect())
 }
 
 /// Lowers Mirrorfile `text` as if read from `path`; list and CA files are still read relative to

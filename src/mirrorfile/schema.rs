@@ -5,22 +5,30 @@
 //! from it later). Every value an error may point at is wrapped in [`Spanned`] so the error can
 //! underline it, and `deny_unknown_fields` everywhere turns a typo into an error instead of a
 //! silently ignored setting.
+//!
+//! The same types generate `schemas/mirrorfile.schema.json` ([`json_schema`], `mirror schema`)
+//! so editors can validate and complete Mirrorfiles; a test fails when the committed file is
+//! stale. `Spanned<T>` is invisible in TOML, so each such field tells schemars to describe `T`.
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-/// The whole file.
-#[derive(Debug, Deserialize)]
+/// A Mirrorfile: what to mirror, where, and for which platforms.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MirrorfileToml {
+    #[schemars(with = "Option<TargetTable>")]
     pub target: Option<Spanned<TargetTable>>,
     /// `[registry."host"]` tables, keyed by host as written.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RegistryTable>")]
     pub registry: BTreeMap<Spanned<String>, RegistryTable>,
     pub defaults: Option<DefaultsTable>,
     #[serde(default)]
+    #[schemars(with = "Vec<ImageEntry>")]
     pub images: Vec<Spanned<ImageEntry>>,
     pub cache: Option<CacheTable>,
 }
@@ -29,69 +37,149 @@ pub struct MirrorfileToml {
 ///
 /// Each kind of target is its own optional key (`registry` today; `layout` and `bundle` later),
 /// so "exactly one of" is checked in one place in `lower` and a new kind is one more field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetTable {
     /// The registry to mirror into: `host` or `host:port`.
+    #[schemars(with = "Option<String>")]
     pub registry: Option<Spanned<String>>,
     /// A repository path put in front of every target repository (`mirror` → `mirror/library/alpine`).
+    #[schemars(with = "Option<String>")]
     pub prefix: Option<Spanned<String>>,
 }
 
 /// `[registry."host"]`: how to talk to one registry, source or target.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryTable {
     /// `verify` (the default), `skip-verify` or `http`.
+    #[schemars(with = "Option<Tls>")]
     pub tls: Option<Spanned<Tls>>,
     /// A PEM file of extra CA certificates, relative to the Mirrorfile's directory.
+    #[schemars(with = "Option<String>")]
     pub ca: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tls {
+    /// HTTPS with certificate verification (the default).
     Verify,
+    /// HTTPS without certificate verification.
     SkipVerify,
+    /// Plain HTTP.
     Http,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Index {
+    /// Write a new index listing only the selected platforms (the default).
     Rewrite,
+    /// Push the original index bytes unchanged, with only the selected children present.
     Sparse,
 }
 
 /// `[defaults]`: settings every `[[images]]` entry inherits unless it sets its own.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultsTable {
     /// `os/architecture[/variant]` selectors; absent means all platforms.
+    #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
     /// `rewrite` (the default) or `sparse`.
+    #[schemars(with = "Option<Index>")]
     pub index: Option<Spanned<Index>>,
 }
 
 /// One `[[images]]` entry: a single reference (`ref`) or a list file (`list`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageEntry {
     /// One image reference, e.g. `docker.io/rancher/mirrored-pause:3.6`.
     #[serde(rename = "ref")]
+    #[schemars(with = "Option<String>")]
     pub reference: Option<Spanned<String>>,
     /// A file with one reference per line, relative to the Mirrorfile's directory.
+    #[schemars(with = "Option<String>")]
     pub list: Option<Spanned<String>>,
+    /// `os/architecture[/variant]` selectors for this entry, overriding `[defaults]`.
+    #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
     /// Rename on the target: `repository[:tag]`; only with `ref`.
+    #[schemars(with = "Option<String>")]
     pub to: Option<Spanned<String>>,
+    /// `rewrite` or `sparse` for this entry, overriding `[defaults]`.
+    #[schemars(with = "Option<Index>")]
     pub index: Option<Spanned<Index>>,
 }
 
 /// `[cache]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CacheTable {
     /// The cache directory, relative to the Mirrorfile's directory.
+    #[schemars(with = "Option<String>")]
     pub dir: Option<Spanned<String>>,
+}
+
+/// The JSON Schema of a Mirrorfile (draft 2020-12), pretty-printed with a trailing newline:
+/// exactly the text of `schemas/mirrorfile.schema.json`.
+pub fn json_schema() -> String {
+    let mut schema = schemars::schema_for!(MirrorfileToml);
+    schema.insert("title".into(), "mirrorfile.toml".into());
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_schema_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("schemas")
+            .join("mirrorfile.schema.json");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == json_schema(),
+            "{} is stale or missing: regenerate it with \
+             `cargo run -- schema > schemas/mirrorfile.schema.json` and commit it",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn schema_rejects_unknown_keys_and_lists_the_enums() {
+        let schema: serde_json::Value =
+            serde_json::from_str(&json_schema()).expect("the schema is JSON");
+        assert_eq!(schema["additionalProperties"], false);
+        let defs = &schema["$defs"];
+        for table in [
+            "TargetTable",
+            "RegistryTable",
+            "DefaultsTable",
+            "ImageEntry",
+            "CacheTable",
+        ] {
+            assert_eq!(defs[table]["additionalProperties"], false, "{table}");
+        }
+        let entry: Vec<&String> = defs["ImageEntry"]["properties"]
+            .as_object()
+            .expect("ImageEntry properties")
+            .keys()
+            .collect();
+        assert_eq!(entry, ["ref", "list", "platforms", "to", "index"]);
+        // `Spanned<String>` is described as the string it wraps.
+        assert_eq!(
+            defs["TargetTable"]["properties"]["registry"]["type"],
+            serde_json::json!(["string", "null"])
+        );
+        let tls = serde_json::to_string(&defs["Tls"]).expect("Tls");
+        for value in ["\"verify\"", "\"skip-verify\"", "\"http\""] {
+            assert!(tls.contains(value), "{value} in {tls}");
+        }
+    }
 }

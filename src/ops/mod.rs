@@ -1,6 +1,8 @@
 //! One function per command, wiring the stages: open endpoints → resolve → plan → execute.
 //! Commands in `cli` stay thin over these; tests and benchmarks can call them directly.
 
+pub mod inspect;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

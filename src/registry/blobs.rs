@@ -27,6 +27,9 @@ use super::links;
 /// Size of the pieces a file is read in while uploading.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Told how many bytes were just sent, while an upload streams (for progress bars).
+pub type UploadProgress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
 /// A blob download in progress.
 pub type BlobStream = Pin<Box<dyn Stream<Item = Result<Bytes, RegistryError>> + Send>>;
 
@@ -62,8 +65,14 @@ fn content_range_start(value: &str) -> Option<u64> {
     range.split(['-', '/']).next()?.trim().parse().ok()
 }
 
-/// Streams `len` bytes of `path` from `start`, in [`READ_CHUNK`] pieces.
-async fn file_body(path: &Path, start: u64, len: u64) -> io::Result<Body> {
+/// Streams `len` bytes of `path` from `start`, in [`READ_CHUNK`] pieces, telling `progress` about
+/// each piece as it is handed to the connection.
+async fn file_body(
+    path: &Path,
+    start: u64,
+    len: u64,
+    progress: Option<UploadProgress>,
+) -> io::Result<Body> {
     let mut file = tokio::fs::File::open(path).await?;
     if start > 0 {
         file.seek(io::SeekFrom::Start(start)).await?;
@@ -78,6 +87,11 @@ async fn file_body(path: &Path, start: u64, len: u64) -> io::Result<Body> {
         }
         let next = (!buf.is_empty()).then(|| (buf.freeze(), reader));
         Ok::<_, io::Error>(next)
+    })
+    .inspect_ok(move |piece| {
+        if let Some(progress) = &progress {
+            progress(piece.len() as u64);
+        }
     });
     Ok(Body::wrap_stream(stream))
 }
@@ -233,6 +247,19 @@ impl Client {
         size: u64,
         path: &Path,
     ) -> Result<(), RegistryError> {
+        self.upload_blob_reporting(repo, digest, size, path, None)
+            .await
+    }
+
+    /// [`Client::upload_blob`], telling `progress` about the bytes as they are sent.
+    pub async fn upload_blob_reporting(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+        progress: Option<UploadProgress>,
+    ) -> Result<(), RegistryError> {
         let op = format!("upload blob {repo}@{digest}");
         let local = |message: String| RegistryError::Local {
             host: self.host().to_string(),
@@ -252,10 +279,10 @@ impl Client {
         let session = self.start_upload(repo, &op).await?;
         if size > self.inner.single_put_max.load(Ordering::Relaxed) {
             return self
-                .upload_chunked(repo, digest, size, path, session, &op)
+                .upload_chunked(repo, digest, size, path, session, &op, progress)
                 .await;
         }
-        let body = file_body(path, 0, size)
+        let body = file_body(path, 0, size, progress.clone())
             .await
             .map_err(|e| local(format!("cannot read {}: {e}", path.display())))?;
         let request = self
@@ -276,7 +303,7 @@ impl Client {
                 tracing::debug!(repo, %digest, "single PUT refused as too large; uploading in chunks");
                 self.cancel_upload(repo, session).await;
                 let session = self.start_upload(repo, &op).await?;
-                self.upload_chunked(repo, digest, size, path, session, &op)
+                self.upload_chunked(repo, digest, size, path, session, &op, progress)
                     .await
             }
             _ => Err(self.fail(response, &op).await),
@@ -284,6 +311,7 @@ impl Client {
     }
 
     /// PATCHes the file in chunks, following each response's Location, then closes with a PUT.
+    #[expect(clippy::too_many_arguments, reason = "one private helper of upload_blob")]
     async fn upload_chunked(
         &self,
         repo: &str,
@@ -292,12 +320,13 @@ impl Client {
         path: &Path,
         mut session: Url,
         op: &str,
+        progress: Option<UploadProgress>,
     ) -> Result<(), RegistryError> {
         let chunk_size = self.inner.chunk_size.load(Ordering::Relaxed).max(1);
         let mut start = 0;
         while start < size {
             let len = chunk_size.min(size - start);
-            let body = file_body(path, start, len)
+            let body = file_body(path, start, len, progress.clone())
                 .await
                 .map_err(|e| RegistryError::Local {
                     host: self.host().to_string(),

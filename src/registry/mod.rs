@@ -32,7 +32,7 @@ mod tests_mock;
 #[cfg(test)]
 mod tests_registry;
 
-pub use blobs::{BlobResponse, BlobStream, MountOutcome};
+pub use blobs::{BlobResponse, BlobStream, MountOutcome, UploadProgress};
 pub use client::Client;
 pub use credentials::{CredentialSource, CredentialStore, Credentials};
 pub use error::{ErrorBody, ErrorCode, RegistryError};

@@ -1,4 +1,7 @@
 //! terraform-like text: `+` create, `~` update, `=` unchanged, then a summary line.
+//!
+//! Colour is the caller's decision ([`Style`]): the CLI turns it on only for a terminal without
+//! `NO_COLOR`, so pipes, files and snapshots get plain text.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -7,12 +10,52 @@ use super::human_bytes;
 use crate::execute::Outcome;
 use crate::plan::{Action, ImagePlan, Plan, Totals};
 
+/// Whether to colour the text (ANSI SGR codes).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    color: bool,
+}
+
+impl Style {
+    pub fn new(color: bool) -> Style {
+        Style { color }
+    }
+
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn green(self, text: &str) -> String {
+        self.paint("32", text)
+    }
+
+    fn yellow(self, text: &str) -> String {
+        self.paint("33", text)
+    }
+
+    fn red(self, text: &str) -> String {
+        self.paint("31", text)
+    }
+
+    fn dim(self, text: &str) -> String {
+        self.paint("2", text)
+    }
+
+    fn bold(self, text: &str) -> String {
+        self.paint("1", text)
+    }
+}
+
 fn blobs(t: Totals) -> String {
     let noun = if t.blobs == 1 { "blob" } else { "blobs" };
     format!("{} {noun} ({})", t.blobs, human_bytes(t.bytes))
 }
 
-fn image_lines(out: &mut String, image: &ImagePlan) {
+fn image_lines(out: &mut String, image: &ImagePlan, style: Style) {
     let (sign, what) = match image.action {
         Action::Create => ("+", "create".to_string()),
         Action::Update => (
@@ -28,7 +71,12 @@ fn image_lines(out: &mut String, image: &ImagePlan) {
         ),
         Action::Unchanged => ("=", "unchanged".into()),
     };
-    let _ = writeln!(out, "  {sign} {}  ({what})", image.target);
+    let sign = match image.action {
+        Action::Create => style.green(sign),
+        Action::Update => style.yellow(sign),
+        Action::Unchanged => style.dim(sign),
+    };
+    let _ = writeln!(out, "  {sign} {}  ({what})", style.bold(&image.target));
     let r = &image.resolved;
     let _ = writeln!(
         out,
@@ -62,23 +110,24 @@ fn image_lines(out: &mut String, image: &ImagePlan) {
         let _ = writeln!(out, "      {}", parts.join(", "));
     }
     for warning in &r.warnings {
-        let _ = writeln!(out, "      warning: {warning}");
+        let _ = writeln!(out, "      {} {warning}", style.yellow("warning:"));
     }
 }
 
 /// The plan, image by image, with a summary line.
-pub fn plan(plan: &Plan, target: &str) -> String {
+pub fn plan(plan: &Plan, target: &str, style: Style) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Plan for {target}:\n");
     for image in &plan.images {
-        image_lines(&mut out, image);
+        image_lines(&mut out, image, style);
     }
     let t = plan.totals();
     let _ = writeln!(
         out,
-        "\nPlan: {} to create, {} to update, {} unchanged; fetch {}, push {}{}.",
-        t.create,
-        t.update,
+        "\n{} {} to create, {} to update, {} unchanged; fetch {}, push {}{}.",
+        style.bold("Plan:"),
+        style.green(&t.create.to_string()),
+        style.yellow(&t.update.to_string()),
         t.unchanged,
         blobs(t.fetch),
         blobs(t.push),
@@ -92,13 +141,19 @@ pub fn plan(plan: &Plan, target: &str) -> String {
 }
 
 /// The closing summary of an apply.
-pub fn apply_summary(plan: &Plan, outcome: &Outcome, requests: u64, elapsed: Duration) -> String {
+pub fn apply_summary(
+    plan: &Plan,
+    outcome: &Outcome,
+    requests: u64,
+    elapsed: Duration,
+    style: Style,
+) -> String {
     let t = plan.totals();
     let failed = outcome.failures.len();
     let headline = if failed == 0 {
-        "Apply complete"
+        style.green("Apply complete")
     } else {
-        "Apply FAILED"
+        style.red("Apply FAILED")
     };
     let mut out = format!(
         "{headline}: {} created, {} updated, {} unchanged.\n",

@@ -5,7 +5,10 @@
 mod support;
 
 mod apply;
+mod commands;
 mod errors;
+mod examples;
 mod harness;
+mod inspect;
 mod plan;
 mod semantics;

@@ -1,0 +1,313 @@
+//! `mirror inspect`: what an image is made of (platforms, digests, sizes, created time, layers),
+//! read from a registry, an OCI layout directory or (soon) an archive.
+//!
+//! Where the image lives is one [`Location`]; everything after "find the root digest" reads
+//! through the [`Source`] trait, so a new kind of location (`archive:`, waiting for the archive
+//! reader) is one more arm in [`open`]. The root manifest is kept as the exact bytes read, so
+//! `--raw` prints what the registry stores (the same bytes `skopeo inspect --raw` prints).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::endpoint::oci_dir::OciDir;
+use crate::endpoint::registry::RegistryEndpoint;
+use crate::endpoint::{EndpointError, Source};
+use crate::model::RegistrySettings;
+use crate::oci::{Descriptor, Digest, ManifestView, Platform, RawManifest, Reference};
+use crate::registry::{Client, CredentialStore, RegistryError};
+
+/// Image configs are read whole; refuse absurd ones.
+const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Where the image to inspect lives, as written on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A registry reference (`docker.io/rancher/pause:3.1`, `host:5000/a/b@sha256:…`).
+    Registry(Reference),
+    /// `oci:DIR` or `oci:DIR:NAME` (NAME: the `org.opencontainers.image.ref.name` of an entry).
+    OciDir { dir: PathBuf, name: Option<String> },
+    /// `archive:PATH`, a docker-save or OCI archive.
+    Archive(PathBuf),
+}
+
+impl FromStr for Location {
+    type Err = InspectError;
+
+    fn from_str(text: &str) -> Result<Location, InspectError> {
+        if let Some(path) = text.strip_prefix("archive:") {
+            return Ok(Location::Archive(PathBuf::from(path)));
+        }
+        if let Some(rest) = text.strip_prefix("oci:") {
+            // `oci:DIR:NAME`, split at the last colon unless the whole text is a directory.
+            if std::path::Path::new(rest).is_dir() {
+                return Ok(Location::OciDir {
+                    dir: rest.into(),
+                    name: None,
+                });
+            }
+            return Ok(match rest.rsplit_once(':') {
+                Some((dir, name)) if !name.contains('/') && !dir.is_empty() => Location::OciDir {
+                    dir: dir.into(),
+                    name: Some(name.to_string()),
+                },
+                _ => Location::OciDir {
+                    dir: rest.into(),
+                    name: None,
+                },
+            });
+        }
+        text.parse::<Reference>()
+            .map(Location::Registry)
+            .map_err(|e| InspectError::BadReference {
+                input: text.to_string(),
+                detail: e.to_string(),
+            })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("`{input}` is not an image reference: {detail}")]
+    BadReference { input: String, detail: String },
+    #[error("cannot set up a client for registry {host}: {source}")]
+    Client { host: String, source: RegistryError },
+    #[error("{what}: {source}")]
+    Read {
+        what: String,
+        source: EndpointError,
+    },
+    #[error("{what} is an index where an image manifest was expected")]
+    NotAnImage { what: String },
+    #[error("cannot inspect {0}: reading archives is not available in this build yet")]
+    ArchivePending(PathBuf),
+}
+
+/// What `inspect` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// What was asked for, as given.
+    pub name: String,
+    pub digest: String,
+    pub media_type: String,
+    /// Size of the root manifest or index, in bytes.
+    pub size: u64,
+    /// One entry per image manifest (one for a single-platform image).
+    pub images: Vec<ImageInfo>,
+    /// The root manifest's exact bytes (for `--raw`).
+    #[serde(skip)]
+    pub raw: Option<RawManifest>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageInfo {
+    /// `os/arch[/variant]`, from the index entry or else the config; `unknown/unknown` for
+    /// attestations.
+    pub platform: String,
+    pub digest: String,
+    pub media_type: String,
+    /// Config plus layers, in bytes (what a pull of this platform downloads, compressed).
+    pub size: u64,
+    /// The config's `created`, as written there.
+    pub created: Option<String>,
+    pub config: Layer,
+    pub layers: Vec<Layer>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Layer {
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+}
+
+impl From<&Descriptor> for Layer {
+    fn from(d: &Descriptor) -> Layer {
+        Layer {
+            digest: d.digest.to_string(),
+            size: d.size,
+            media_type: d.media_type.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfigJson {
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(flatten)]
+    platform: Platform,
+}
+
+/// A client for `host` with `settings` (from the Mirrorfile when there is one).
+pub async fn registry_client(host: &str, settings: &RegistrySettings) -> Result<Client, InspectError> {
+    let credentials = CredentialStore::new();
+    let (creds, source) = credentials.lookup(host).await;
+    Client::with_source(host, settings, creds, source).map_err(|source| InspectError::Client {
+        host: host.to_string(),
+        source,
+    })
+}
+
+/// Opens the location: the source to read from, the repository inside it, and the root digest.
+pub async fn open(
+    location: &Location,
+    settings: impl Fn(&str) -> RegistrySettings,
+) -> Result<(Arc<dyn Source>, String, Digest), InspectError> {
+    let read = |what: String| move |source| InspectError::Read { what, source };
+    match location {
+        Location::Registry(reference) => {
+            let host = reference.registry();
+            let client = registry_client(host, &settings(host)).await?;
+            let source: Arc<dyn Source> = Arc::new(RegistryEndpoint::new(client));
+            let digest = source
+                .resolve(reference)
+                .await
+                .map_err(read(reference.to_string()))?;
+            Ok((source, reference.repository().to_string(), digest))
+        }
+        Location::OciDir { dir, name } => {
+            let what = format!("OCI layout {}", dir.display());
+            let layout = OciDir::open(dir).map_err(read(what.clone()))?;
+            let digest = layout.find(name.as_deref()).map_err(read(what))?.digest;
+            Ok((Arc::new(layout), String::new(), digest))
+        }
+        Location::Archive(path) => Err(InspectError::ArchivePending(path.clone())),
+    }
+}
+
+/// Reads the root manifest only (`--raw`).
+pub async fn raw(
+    source: &dyn Source,
+    repository: &str,
+    digest: &Digest,
+    name: &str,
+) -> Result<RawManifest, InspectError> {
+    source
+        .manifest(repository, digest)
+        .await
+        .map_err(|source| InspectError::Read {
+            what: format!("manifest {digest} of {name}"),
+            source,
+        })
+}
+
+/// Reads the root, every image manifest below it and their configs.
+pub async fn inspect(
+    source: &dyn Source,
+    repository: &str,
+    digest: &Digest,
+    name: &str,
+) -> Result<Inspection, InspectError> {
+    let root = raw(source, repository, digest, name).await?;
+    let bad = |source| InspectError::Read {
+        what: format!("manifest {digest} of {name}"),
+        source: EndpointError::Manifest(source),
+    };
+    let mut images = Vec::new();
+    match root.view().map_err(bad)? {
+        ManifestView::Image(_) => {
+            images.push(image_info(source, repository, &root, None, name).await?);
+        }
+        ManifestView::Index(index) => {
+            for entry in &index.manifests {
+                let child = raw(source, repository, &entry.digest, name).await?;
+                if child.is_index() {
+                    continue; // nested indexes: shown by inspecting that digest
+                }
+                images.push(
+                    image_info(source, repository, &child, entry.platform.as_ref(), name).await?,
+                );
+            }
+        }
+    }
+    Ok(Inspection {
+        name: name.to_string(),
+        digest: root.digest().to_string(),
+        media_type: root.media_type().to_string(),
+        size: root.size(),
+        images,
+        raw: Some(root),
+    })
+}
+
+async fn image_info(
+    source: &dyn Source,
+    repository: &str,
+    manifest: &RawManifest,
+    listed: Option<&Platform>,
+    name: &str,
+) -> Result<ImageInfo, InspectError> {
+    let what = format!("manifest {} of {name}", manifest.digest());
+    let view = match manifest.view() {
+        Ok(ManifestView::Image(view)) => view,
+        Ok(ManifestView::Index(_)) => {
+            return Err(InspectError::NotAnImage { what });
+        }
+        Err(e) => {
+            return Err(InspectError::Read {
+                what,
+                source: EndpointError::Manifest(e),
+            })
+        }
+    };
+    let config_bytes = source
+        .small_blob(repository, &view.config, MAX_CONFIG_BYTES)
+        .await
+        .map_err(|source| InspectError::Read {
+            what: format!("config {} of {name}", view.config.digest),
+            source,
+        })?;
+    // Attestation manifests have configs that are not image configs: no created or platform
+    // there, which is not an error.
+    let config: Option<ConfigJson> = serde_json::from_slice(&config_bytes).ok();
+    let platform = match (listed, &config) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(c)) if !c.platform.os.is_empty() => c.platform.to_string(),
+        _ => "unknown/unknown".to_string(),
+    };
+    Ok(ImageInfo {
+        platform,
+        digest: manifest.digest().to_string(),
+        media_type: manifest.media_type().to_string(),
+        size: view.config.size + view.layers.iter().map(|l| l.size).sum::<u64>(),
+        created: config.and_then(|c| c.created),
+        config: Layer::from(&view.config),
+        layers: view.layers.iter().map(Layer::from).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            "archive:/tmp/a.tar".parse::<Location>().ok(),
+            Some(Location::Archive("/tmp/a.tar".into()))
+        );
+        assert_eq!(
+            "oci:/no/such/dir:v1".parse::<Location>().ok(),
+            Some(Location::OciDir {
+                dir: "/no/such/dir".into(),
+                name: Some("v1".into())
+            })
+        );
+        assert_eq!(
+            "oci:/no/such/dir".parse::<Location>().ok(),
+            Some(Location::OciDir {
+                dir: "/no/such/dir".into(),
+                name: None
+            })
+        );
+        let reg = "rancher/pause:3.1".parse::<Location>().ok();
+        assert!(matches!(reg, Some(Location::Registry(r)) if r.to_string() == "docker.io/rancher/pause:3.1"));
+        assert!(matches!(
+            "UPPER/case".parse::<Location>(),
+            Err(InspectError::BadReference { .. })
+        ));
+    }
+}
