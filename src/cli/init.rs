@@ -16,7 +16,11 @@ pub struct InitArgs {
     pub from: Option<PathBuf>,
 
     /// The target registry to write into the file.
-    #[arg(long, value_name = "HOST[:PORT]", default_value = "registry.example.internal:5000")]
+    #[arg(
+        long,
+        value_name = "HOST[:PORT]",
+        default_value = "registry.example.internal:5000"
+    )]
     pub registry: String,
 }
 
@@ -24,15 +28,14 @@ pub fn run(cli: &Cli, args: &InitArgs) -> miette::Result<ExitCode> {
     let path = &cli.file;
     if path.exists() {
         return Err(miette!(
-            help = "edit it, remove it first, or write another file with `mirror init -f other.toml`",
+            help =
+                "edit it, remove it first, or write another file with `mirror init -f other.toml`",
             "{} already exists; `mirror init` never overwrites a Mirrorfile",
             path.display()
         ));
     }
     let images = match &args.from {
-        Some(list) => {
-            Some(crate::mirrorfile::read_image_list(list).map_err(miette::Report::new)?)
-        }
+        Some(list) => Some(crate::mirrorfile::read_image_list(list).map_err(miette::Report::new)?),
         None => None,
     };
     let text = crate::mirrorfile::starter(&args.registry, images.as_deref());

@@ -16,7 +16,6 @@ use tracing_indicatif::style::ProgressStyle;
 use crate::execute::{Event, Reporter};
 use crate::plan::{Action, Plan};
 
-
 /// The `execute::Reporter` that draws bars.
 pub struct Bars {
     overall: Span,

@@ -17,8 +17,8 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use crate::oci::{Descriptor, Digest, ManifestError, RawManifest, Reference};
-pub use crate::registry::UploadProgress;
 use crate::registry::RegistryError;
+pub use crate::registry::UploadProgress;
 use crate::store::StoreError;
 
 /// A stream of blob bytes.

@@ -155,17 +155,15 @@ impl Source for OciDir {
                 .await
                 .map_err(|e| self.io(&path, e))?;
         }
-        let stream = futures_util::stream::try_unfold(
-            (file, path),
-            |(mut file, path)| async move {
+        let stream =
+            futures_util::stream::try_unfold((file, path), |(mut file, path)| async move {
                 let mut buf = BytesMut::with_capacity(READ_CHUNK);
                 match file.read_buf(&mut buf).await {
                     Ok(0) => Ok(None),
                     Ok(_) => Ok(Some((buf.freeze(), (file, path)))),
                     Err(source) => Err(EndpointError::Io { path, source }),
                 }
-            },
-        );
+            });
         Ok((offset, Box::pin(stream)))
     }
 }

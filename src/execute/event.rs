@@ -8,14 +8,25 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A task began; `bytes` is what it will move (0 for manifests).
-    Started { task: String, bytes: u64 },
+    Started {
+        task: String,
+        bytes: u64,
+    },
     /// `bytes` more of a transfer went through (sent or received and hashed) since the last
     /// `Progress` of that task. A retried attempt starts again from 0 after its `Retrying`.
-    Progress { task: String, bytes: u64 },
+    Progress {
+        task: String,
+        bytes: u64,
+    },
     /// A task completed; `bytes` as in `Started`.
-    Finished { task: String, bytes: u64 },
+    Finished {
+        task: String,
+        bytes: u64,
+    },
     /// An image's tag (or root manifest) was pushed: everything of `target` is in place.
-    ImageDone { target: String },
+    ImageDone {
+        target: String,
+    },
     Retrying {
         task: String,
         attempt: u32,

@@ -38,7 +38,7 @@ pub fn find(explicit: Option<&Path>, cwd: &Path) -> PathBuf {
 pub fn load(path: &Path) -> Result<Model, MirrorfileError> {
     let text = std::fs::read_to_string(path).map_err(|err| {
         let help = if err.kind() == std::io::ErrorKind::NotFound {
-            "create a mirrorfile.toml here, or pass the path of yours with `-f <FILE>`"
+            "run `mirror init` to write a starter here, or pass the path of yours with `-f <FILE>`"
         } else {
             "check the file's permissions, and that it is UTF-8 text"
         };

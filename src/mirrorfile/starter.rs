@@ -70,10 +70,13 @@ mod tests {
 
     #[test]
     fn starter_parses_and_lists_the_given_images() {
-        let images: Vec<Reference> = ["rancher/pause:3.1", "quay.io/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
-            .iter()
-            .map(|r| r.parse().expect("valid reference"))
-            .collect();
+        let images: Vec<Reference> = [
+            "rancher/pause:3.1",
+            "quay.io/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ]
+        .iter()
+        .map(|r| r.parse().expect("valid reference"))
+        .collect();
         let text = starter("10.0.0.5:5000", Some(&images));
         let model = crate::mirrorfile::parse(Path::new("/nowhere/mirrorfile.toml"), &text)
             .expect("the starter must be a valid Mirrorfile");
@@ -84,7 +87,11 @@ mod tests {
                 prefix: None
             }
         );
-        let refs: Vec<String> = model.images.iter().map(|i| i.reference.to_string()).collect();
+        let refs: Vec<String> = model
+            .images
+            .iter()
+            .map(|i| i.reference.to_string())
+            .collect();
         assert_eq!(refs, vec![images[0].to_string(), images[1].to_string()]);
         assert!(matches!(&model.images[0].platforms, PlatformSelection::Only(p) if p.len() == 3));
     }

@@ -75,10 +75,7 @@ pub enum InspectError {
     #[error("cannot set up a client for registry {host}: {source}")]
     Client { host: String, source: RegistryError },
     #[error("{what}: {source}")]
-    Read {
-        what: String,
-        source: EndpointError,
-    },
+    Read { what: String, source: EndpointError },
     #[error("{what} is an index where an image manifest was expected")]
     NotAnImage { what: String },
     #[error("cannot inspect {0}: reading archives is not available in this build yet")]
@@ -142,7 +139,10 @@ struct ConfigJson {
 }
 
 /// A client for `host` with `settings` (from the Mirrorfile when there is one).
-pub async fn registry_client(host: &str, settings: &RegistrySettings) -> Result<Client, InspectError> {
+pub async fn registry_client(
+    host: &str,
+    settings: &RegistrySettings,
+) -> Result<Client, InspectError> {
     let credentials = CredentialStore::new();
     let (creds, source) = credentials.lookup(host).await;
     Client::with_source(host, settings, creds, source).map_err(|source| InspectError::Client {
@@ -304,7 +304,9 @@ mod tests {
             })
         );
         let reg = "rancher/pause:3.1".parse::<Location>().ok();
-        assert!(matches!(reg, Some(Location::Registry(r)) if r.to_string() == "docker.io/rancher/pause:3.1"));
+        assert!(
+            matches!(reg, Some(Location::Registry(r)) if r.to_string() == "docker.io/rancher/pause:3.1")
+        );
         assert!(matches!(
             "UPPER/case".parse::<Location>(),
             Err(InspectError::BadReference { .. })

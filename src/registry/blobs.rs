@@ -311,7 +311,10 @@ impl Client {
     }
 
     /// PATCHes the file in chunks, following each response's Location, then closes with a PUT.
-    #[expect(clippy::too_many_arguments, reason = "one private helper of upload_blob")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one private helper of upload_blob"
+    )]
     async fn upload_chunked(
         &self,
         repo: &str,

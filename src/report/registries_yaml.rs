@@ -77,7 +77,11 @@ pub fn render(model: &Model, endpoint: Option<&str>) -> String {
             continue;
         }
         let _ = writeln!(out, "  {}:", q(registry));
-        let _ = writeln!(out, "    endpoint:\n      - {}", q(&format!("{scheme}://{node_host}")));
+        let _ = writeln!(
+            out,
+            "    endpoint:\n      - {}",
+            q(&format!("{scheme}://{node_host}"))
+        );
         let plain_prefix = prefix.as_deref().filter(|p| {
             rules.len()
                 == model
@@ -90,7 +94,12 @@ pub fn render(model: &Model, endpoint: Option<&str>) -> String {
                 && rules.iter().all(|(from, to)| *to == format!("{p}/{from}"))
         });
         if let Some(p) = plain_prefix {
-            let _ = writeln!(out, "    rewrite:\n      {}: {}", q("^(.*)$"), q(&format!("{p}/$1")));
+            let _ = writeln!(
+                out,
+                "    rewrite:\n      {}: {}",
+                q("^(.*)$"),
+                q(&format!("{p}/$1"))
+            );
         } else if !rules.is_empty() {
             out.push_str("    rewrite:\n");
             for (from, to) in rules {

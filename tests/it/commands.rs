@@ -14,24 +14,42 @@ fn init_writes_a_starter_from_a_list_and_never_overwrites() {
         "k3s-images.txt",
         "# k3s\ndocker.io/rancher/pause:3.1\nrancher/klipper-lb:v0.3.4\n",
     );
-    lab.ctx
-        .cmd_ok(&["init", "--from", "k3s-images.txt", "--registry", "10.1.2.3:5000"]);
+    lab.ctx.cmd_ok(&[
+        "init",
+        "--from",
+        "k3s-images.txt",
+        "--registry",
+        "10.1.2.3:5000",
+    ]);
     let text = lab.ctx.read_file("mirrorfile.toml");
     assert!(text.contains("registry = \"10.1.2.3:5000\""), "{text}");
-    assert!(text.contains("ref = \"docker.io/rancher/pause:3.1\""), "{text}");
-    assert!(text.contains("ref = \"docker.io/rancher/klipper-lb:v0.3.4\""), "{text}");
+    assert!(
+        text.contains("ref = \"docker.io/rancher/pause:3.1\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("ref = \"docker.io/rancher/klipper-lb:v0.3.4\""),
+        "{text}"
+    );
     let model = mirror::mirrorfile::load(&lab.ctx.work().join("mirrorfile.toml"))
         .expect("the starter is a valid Mirrorfile");
     assert_eq!(model.images.len(), 2);
 
     let out = lab.ctx.cmd(&["init"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(stderr(&out).contains("already exists"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("already exists"),
+        "{}",
+        describe(&out)
+    );
     assert_eq!(lab.ctx.read_file("mirrorfile.toml"), text, "file untouched");
 
     // A bad line in the list is reported at its line.
-    lab.ctx.write_file("bad.txt", "rancher/pause:3.1\nNot A Ref\n");
-    let out = lab.ctx.cmd(&["init", "-f", "other.toml", "--from", "bad.txt"]);
+    lab.ctx
+        .write_file("bad.txt", "rancher/pause:3.1\nNot A Ref\n");
+    let out = lab
+        .ctx
+        .cmd(&["init", "-f", "other.toml", "--from", "bad.txt"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(stderr(&out).contains("bad.txt:2"), "{}", describe(&out));
     assert!(!lab.ctx.work().join("other.toml").exists());

@@ -56,7 +56,11 @@ fn k3s_example_mirrors_three_platforms_of_every_image() {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
-    assert_eq!(refs.len(), 8, "the k3s v1.21.7+k3s1 image list has 8 images");
+    assert_eq!(
+        refs.len(),
+        8,
+        "the k3s v1.21.7+k3s1 image list has 8 images"
+    );
 
     // Upstream: every repository of the list, with one platform more than the example selects.
     let mut built = Vec::new();
@@ -66,21 +70,27 @@ fn k3s_example_mirrors_three_platforms_of_every_image() {
             .expect("the example list uses docker.io names");
         let image = lab.seed(
             path,
-            &ImageSpec::multi(path, &["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x"]),
+            &ImageSpec::multi(
+                path,
+                &["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x"],
+            ),
         );
         built.push((path.to_string(), image));
     }
 
     // The example, with only the hosts rewritten.
-    let example = std::fs::read_to_string(root().join(K3S).join("mirrorfile.toml")).expect("example");
+    let example =
+        std::fs::read_to_string(root().join(K3S).join("mirrorfile.toml")).expect("example");
     assert!(example.contains(EXAMPLE_TARGET));
-    let text = example.replace(EXAMPLE_TARGET, &tgt).replace(
-        "tls = \"verify\"",
-        "tls = \"http\"",
-    ) + &format!("\n[registry.\"{up}\"]\ntls = \"http\"\n\n[cache]\ndir = \"cache\"\n");
+    let text = example
+        .replace(EXAMPLE_TARGET, &tgt)
+        .replace("tls = \"verify\"", "tls = \"http\"")
+        + &format!("\n[registry.\"{up}\"]\ntls = \"http\"\n\n[cache]\ndir = \"cache\"\n");
     lab.ctx.write_mirrorfile(&text);
-    lab.ctx
-        .write_file("k3s-images.txt", &list.replace("docker.io/", &format!("{up}/")));
+    lab.ctx.write_file(
+        "k3s-images.txt",
+        &list.replace("docker.io/", &format!("{up}/")),
+    );
 
     let report = lab.ctx.json(&["apply", "--json"]);
     assert_eq!(num(&report["summary"], "images"), 8);
@@ -110,8 +120,16 @@ fn k3s_example_mirrors_three_platforms_of_every_image() {
 
     // And the cluster side: every image's registry mirrored to the target, over HTTP.
     let yaml = String::from_utf8_lossy(&lab.ctx.cmd_ok(&["registries-yaml"]).stdout).into_owned();
-    assert!(yaml.contains(&format!("  \"{up}\":\n    endpoint:\n      - \"http://{tgt}\"")), "{yaml}");
-    assert!(!yaml.contains("rewrite"), "no prefix, no rename: no rewrite\n{yaml}");
+    assert!(
+        yaml.contains(&format!(
+            "  \"{up}\":\n    endpoint:\n      - \"http://{tgt}\""
+        )),
+        "{yaml}"
+    );
+    assert!(
+        !yaml.contains("rewrite"),
+        "no prefix, no rename: no rewrite\n{yaml}"
+    );
 }
 
 fn repo(path: &str) -> &str {

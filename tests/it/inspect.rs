@@ -46,7 +46,8 @@ fn inspect_registry_image_lists_platforms_and_raw_matches_skopeo() {
         assert_eq!(entry["size"], size, "{}", built.platform);
     }
 
-    let text = String::from_utf8_lossy(&lab.ctx.cmd_ok(&["inspect", &reference]).stdout).into_owned();
+    let text =
+        String::from_utf8_lossy(&lab.ctx.cmd_ok(&["inspect", &reference]).stdout).into_owned();
     assert!(text.contains(&image.digest), "{text}");
     assert!(text.contains("linux/arm/v7"), "{text}");
 }
@@ -70,10 +71,15 @@ fn inspect_oci_layout_and_clear_errors() {
     assert_eq!(found["images"].as_array().map(Vec::len), Some(2));
 
     // An unknown name says which names exist.
-    let out = lab.ctx.cmd(&["inspect", &format!("oci:{}:nope", dir.display())]);
+    let out = lab
+        .ctx
+        .cmd(&["inspect", &format!("oci:{}:nope", dir.display())]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err = stderr(&out);
-    assert!(err.contains("no image named `nope`") && err.contains("v2"), "{err}");
+    assert!(
+        err.contains("no image named `nope`") && err.contains("v2"),
+        "{err}"
+    );
 
     // A missing tag on a registry names the image and the host.
     lab.write_mirrorfile(None, "");

@@ -12,3 +12,4 @@ mod harness;
 mod inspect;
 mod plan;
 mod semantics;
+mod snapshots;
