@@ -100,6 +100,10 @@ fn apply_plain_progress_reports_streamed_bytes_and_images() {
     assert!(err.contains(&expected), "want `{expected}` in\n{err}");
     assert!(!err.contains('\u{1b}'), "no escapes into a pipe\n{err}");
 
+    // Bars on a non-terminal: drawn nowhere, no escapes, no failure.
+    let bars = lab.ctx.cmd_ok(&["apply", "--progress", "bars"]);
+    assert!(!stderr(&bars).contains('\u{1b}'), "{}", describe(&bars));
+
     let quiet = lab.ctx.cmd_ok(&["apply", "-q"]);
     assert!(stderr(&quiet).is_empty(), "{}", describe(&quiet));
 }
