@@ -10,6 +10,7 @@
 //! - [`mirrorfile`]: TOML → [`model`], with spans kept so errors point at file:line.
 //! - [`registry`]: the distribution-API client (auth, manifests, blobs, uploads, mounts).
 //! - [`store`]: the content-addressed, verified cache (an OCI layout on disk).
+//! - [`archive`]: offline formats as streams (the deterministic bundle writer and its reader).
 //! - [`endpoint`]: one source/sink shape over every place images live.
 //! - [`resolve`]: tags → digests, platform selection, subset indexes.
 //! - [`plan`]: what is missing where, as a petgraph DAG of tasks, each with its reason.
@@ -19,6 +20,7 @@
 //!
 //! The library never prints; only `main.rs`/`cli` talk to the terminal.
 
+pub mod archive;
 pub mod cli;
 pub mod endpoint;
 pub mod execute;

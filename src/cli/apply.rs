@@ -60,8 +60,16 @@ pub async fn run(
     // Bars are cleared when the reporter goes; the summary must come after them.
     drop(reporter);
     let requests = session.requests();
+    // A bundle target is written only when everything went in: it must hold exactly the plan.
+    let bundle = if outcome.failures.is_empty() {
+        session.finish().await.map_err(diagnostics::ops)?
+    } else {
+        None
+    };
     if args.json {
-        print_stdout(&to_json(&report::json::apply(&plan, &outcome, requests)));
+        let mut doc = report::json::apply(&plan, &outcome, requests);
+        doc.bundle = bundle.as_ref().map(report::bundle::written_doc);
+        print_stdout(&to_json(&doc));
     } else {
         print_stdout(&report::human::apply_summary(
             &plan,
@@ -70,6 +78,9 @@ pub async fn run(
             started.elapsed(),
             style,
         ));
+        if let Some(written) = &bundle {
+            print_stdout(&report::bundle::written(written));
+        }
     }
     if outcome.failures.is_empty() {
         Ok(ExitCode::SUCCESS)

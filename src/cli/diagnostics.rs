@@ -53,7 +53,7 @@ pub fn failures(plan: &Plan, outcome: &Outcome) -> Report {
             let image = plan
                 .images
                 .get(f.image)
-                .map(|i| format!("{} → {}", i.resolved.source.reference, i.target))
+                .map(|i| format!("{} → {}", i.resolved.source.display(), i.target))
                 .unwrap_or_default();
             format!("  × {image}: {}: {}", f.task, chain(&f.error))
         })

@@ -5,6 +5,7 @@
 //! turn executor events into bars or lines on stderr, `diagnostics.rs` builds miette reports.
 
 mod apply;
+mod bundle;
 mod completions;
 mod diagnostics;
 mod init;
@@ -73,6 +74,9 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Make the target match the Mirrorfile.
     Apply(apply::ApplyArgs),
+    /// Work with bundles (the one file carried across an air gap).
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
     /// Show an image: platforms with digests, sizes, created time and layers (or its raw bytes).
     Inspect(inspect::InspectArgs),
     /// Write a commented starter Mirrorfile (refuses to overwrite one).
@@ -116,6 +120,7 @@ async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
     match &cli.command {
         Command::Plan(args) => plan::run(&session(&cli).await?, args).await,
         Command::Apply(args) => apply::run(&session(&cli).await?, args, &cli, bars).await,
+        Command::Bundle(command) => bundle::run(command).await,
         Command::Inspect(args) => inspect::run(&cli, args).await,
         Command::Init(args) => init::run(&cli, args),
         Command::Schema => schema::run(),

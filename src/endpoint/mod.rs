@@ -1,10 +1,12 @@
-//! One source/sink shape over every place images live (registries now; OCI layouts, bundles and
-//! docker-save archives later), so the planner and executor never care which one they talk to.
+//! One source/sink shape over every place images live (registries, OCI layout directories,
+//! bundles), so the planner and executor never care which one they talk to.
 //!
 //! Operations are addressed by repository and digest, like the distribution API, and manifests
 //! travel as [`RawManifest`] bytes. Capabilities only some places have (cross-repository mounts)
 //! have default methods that say "not available" so callers fall back to the general path.
 
+pub mod bundle;
+pub mod layout;
 pub mod oci_dir;
 pub mod registry;
 
@@ -37,6 +39,8 @@ pub enum EndpointError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
     #[error("blob {digest} is larger than {limit} bytes, too large for an image config")]
     TooLarge { digest: Digest, limit: u64 },
 }
@@ -163,6 +167,18 @@ pub trait Sink: Send + Sync {
         reference: &str,
         manifest: &RawManifest,
     ) -> Result<(), EndpointError>;
+
+    /// Pushes an image's root manifest under the name users pull it by: `reference` is its tag,
+    /// or its digest when it has none. Registries treat it like any manifest; layouts also
+    /// record the name in `index.json` (a digest-only child is not named there).
+    async fn put_root(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &RawManifest,
+    ) -> Result<(), EndpointError> {
+        self.put_manifest(repository, reference, manifest).await
+    }
 
     /// Makes a blob that `from` already holds available in `repository` without uploading it.
     /// `Ok(false)` means "not mounted, upload it instead".

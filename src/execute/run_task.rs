@@ -140,7 +140,7 @@ async fn attempt(task: &Task, name: &str, shared: &Shared) -> Result<(), TaskErr
         } => {
             shared
                 .sink
-                .put_manifest(repository, reference, manifest)
+                .put_root(repository, reference, manifest)
                 .await?;
             c.manifests_pushed.fetch_add(1, Ordering::Relaxed);
             Ok(())

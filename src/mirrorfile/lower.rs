@@ -19,7 +19,8 @@ use super::image_list;
 use super::naming::{check_repo_path, normalise_host, parse_to, target_name, Rename};
 use super::schema::{self, ImageEntry, MirrorfileToml};
 use crate::model::{
-    ImageSource, IndexMode, Model, Origin, PlatformSelection, RegistrySettings, Target, TlsMode,
+    BundleSource, ImageSource, IndexMode, Model, Origin, PlatformSelection, RegistrySettings,
+    SourceLocation, Target, TlsMode,
 };
 use crate::oci::{Platform, Reference};
 
@@ -42,7 +43,7 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let cx = Lowerer { file, dir };
-    let (host, prefix) = cx.target(doc.target.as_ref())?;
+    let target_kind = cx.target(doc.target.as_ref())?;
     let registries = cx.registries(&doc.registry)?;
     let defaults = doc.defaults.as_ref();
     let defaults = Settings {
@@ -53,12 +54,20 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
         index: index_mode(defaults.and_then(|d| d.index.as_ref()), IndexMode::Rewrite),
     };
     let target = TargetName {
-        host: &host,
-        prefix: prefix.as_deref(),
+        host: match &target_kind {
+            Target::Registry { host, .. } => host,
+            // A layout has no host; names are checked under a short stand-in.
+            Target::Layout { .. } | Target::Bundle { .. } => "localhost",
+        },
+        prefix: target_kind.prefix(),
     };
     let mut images = Images::default();
     for entry in &doc.images {
         cx.entry(entry, &target, &defaults, &mut images)?;
+    }
+    let mut bundles = Vec::new();
+    for entry in &doc.bundles {
+        bundles.push(cx.bundle(entry, &defaults)?);
     }
     let cache_dir = doc
         .cache
@@ -66,9 +75,10 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
         .map(|d| cx.dir.join(d.into_inner()));
     Ok(Model {
         path: cx.file.path.clone(),
-        target: Target::Registry { host, prefix },
+        target: target_kind.clone(),
         registries,
         images: images.into_sources(),
+        bundles,
         cache_dir,
     })
 }
@@ -94,26 +104,19 @@ struct TargetName<'a> {
 }
 
 impl Lowerer {
-    /// `[target]`: returns the registry host and the prefix.
+    /// `[target]`: exactly one of `registry`, `layout`, `bundle`, and the prefix.
     fn target(
         &self,
         table: Option<&Spanned<schema::TargetTable>>,
-    ) -> Result<(String, Option<String>), MirrorfileError> {
-        let help = "add `registry = \"host:port\"` under `[target]`: the registry to mirror into";
+    ) -> Result<Target, MirrorfileError> {
+        let help = "add `registry = \"host:port\"` (or `layout = \"DIR\"`, or \
+             `bundle = \"FILE.tar.zst\"`) under `[target]`: where to mirror to";
         let Some(table) = table else {
             return Err(self
                 .file
                 .invalid(0..0, "missing [target] table", "expected here", help));
         };
         let t = table.get_ref();
-        // One key per kind of target; exactly one must be set. `layout` and `bundle` join here.
-        let Some(registry) = &t.registry else {
-            let msg = "[target] does not say where to mirror to";
-            return Err(self
-                .file
-                .invalid(table.span(), msg, "no `registry` in this table", help));
-        };
-        let host = self.host(registry)?;
         let prefix = match &t.prefix {
             Some(prefix) => {
                 let value = prefix.get_ref().trim_matches('/');
@@ -126,7 +129,98 @@ impl Lowerer {
             }
             None => None,
         };
-        Ok((host, prefix))
+        // One key per kind of target; exactly one must be set.
+        let kinds = [
+            ("registry", &t.registry),
+            ("layout", &t.layout),
+            ("bundle", &t.bundle),
+        ];
+        let set: Vec<_> = kinds
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v)))
+            .collect();
+        match set.as_slice() {
+            [] => {
+                let msg = "[target] does not say where to mirror to";
+                Err(self.file.invalid(
+                    table.span(),
+                    msg,
+                    "no `registry`, `layout` or `bundle` in this table",
+                    help,
+                ))
+            }
+            [("registry", registry)] => Ok(Target::Registry {
+                host: self.host(registry)?,
+                prefix,
+            }),
+            [("layout", layout)] => Ok(Target::Layout {
+                path: self.dir.join(layout.get_ref()),
+                prefix,
+            }),
+            [(_, bundle)] => {
+                let name = bundle.get_ref().to_ascii_lowercase();
+                if ![".tar", ".tar.zst", ".tar.zstd", ".tzst"]
+                    .iter()
+                    .any(|s| name.ends_with(s))
+                {
+                    let msg = format!(
+                        "bundle file `{}` is not a `.tar` or `.tar.zst`",
+                        bundle.get_ref()
+                    );
+                    let help = "name it `NAME.tar.zst` (zstd-compressed) or `NAME.tar`";
+                    return Err(self.file.invalid(
+                        bundle.span(),
+                        msg,
+                        "unknown archive type",
+                        help,
+                    ));
+                }
+                Ok(Target::Bundle {
+                    path: self.dir.join(bundle.get_ref()),
+                    prefix,
+                })
+            }
+            [(first, a), (second, b), ..] => {
+                let msg = format!(
+                    "[target] sets both `{first}` and `{second}`; a Mirrorfile has one target"
+                );
+                Err(self
+                    .file
+                    .error(ErrorKind::Conflict, b.span(), msg, "second target")
+                    .with_label(a.span(), "first target")
+                    .with_help("keep one of them; use another Mirrorfile for another target"))
+            }
+        }
+    }
+
+    /// One `[[bundles]]` entry: the path must exist (a bundle file or a layout directory).
+    fn bundle(
+        &self,
+        entry: &Spanned<schema::BundleEntry>,
+        defaults: &Settings,
+    ) -> Result<BundleSource, MirrorfileError> {
+        let e = entry.get_ref();
+        let path = self.dir.join(e.path.get_ref());
+        if !path.exists() {
+            let msg = format!("bundle `{}` does not exist", path.display());
+            let help = format!("{RELATIVE_HELP}; name a bundle file or an OCI layout directory");
+            return Err(self
+                .file
+                .invalid(e.path.span(), msg, "no such file or directory", help));
+        }
+        Ok(BundleSource {
+            path,
+            written: e.path.get_ref().clone(),
+            platforms: match &e.platforms {
+                Some(p) => self.platforms(p)?,
+                None => defaults.platforms.clone(),
+            },
+            index_mode: index_mode(e.index.as_ref(), defaults.index),
+            origin: Origin {
+                file: self.file.path.clone(),
+                line: self.file.line_of(entry.span().start),
+            },
+        })
     }
 
     /// Validates a registry host and normalises Docker Hub's aliases to `docker.io`.
@@ -347,6 +441,7 @@ fn image(
 ) -> ImageSource {
     ImageSource {
         reference,
+        location: SourceLocation::Registry,
         platforms: settings.platforms.clone(),
         index_mode: settings.index,
         target_repository,

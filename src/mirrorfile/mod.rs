@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 pub use error::{ErrorKind, MirrorfileError};
 pub use starter::starter;
 
-use crate::model::Model;
+use crate::model::{BundleSource, ImageSource, Model, SourceLocation, Target, BUNDLE_HOST};
+use crate::oci::layout::RefName;
 use crate::oci::Reference;
 use error::SourceFile;
 
@@ -69,6 +70,44 @@ pub fn parse(path: &Path, text: &str) -> Result<Model, MirrorfileError> {
     let file = SourceFile::new(path, text);
     let doc = toml::from_str::<schema::MirrorfileToml>(text).map_err(|e| file.toml_error(&e))?;
     lower::lower(doc, file)
+}
+
+/// The image a `[[bundles]]` entry contributes for the bundle image named `name`: it keeps its
+/// repository path and tag (under the target's prefix), and its platform settings come from the
+/// entry. Bundles are opened after lowering (they can be large), hence a separate step; the
+/// error is a reason to show next to the bundle's name.
+pub fn bundle_image(
+    bundle: &BundleSource,
+    is_dir: bool,
+    name: &RefName,
+    target: &Target,
+) -> Result<ImageSource, String> {
+    let reference = Reference::new(
+        BUNDLE_HOST,
+        name.repository(),
+        name.tag(),
+        name.digest().cloned(),
+    )
+    .map_err(|e| e.to_string())?;
+    let host = match target {
+        Target::Registry { host, .. } => host.as_str(),
+        Target::Layout { .. } | Target::Bundle { .. } => "localhost",
+    };
+    let (target_repository, target_tag) =
+        naming::target_name(host, target.prefix(), &reference, None)?;
+    Ok(ImageSource {
+        reference,
+        location: SourceLocation::Bundle {
+            path: bundle.path.clone(),
+            written: bundle.written.clone(),
+            is_dir,
+        },
+        platforms: bundle.platforms.clone(),
+        index_mode: bundle.index_mode,
+        target_repository,
+        target_tag,
+        origin: bundle.origin.clone(),
+    })
 }
 
 #[cfg(test)]

@@ -30,19 +30,30 @@ pub struct MirrorfileToml {
     #[serde(default)]
     #[schemars(with = "Vec<ImageEntry>")]
     pub images: Vec<Spanned<ImageEntry>>,
+    /// `[[bundles]]`: bundle files or OCI layout directories to mirror every image of.
+    #[serde(default)]
+    #[schemars(with = "Vec<BundleEntry>")]
+    pub bundles: Vec<Spanned<BundleEntry>>,
     pub cache: Option<CacheTable>,
 }
 
 /// `[target]`: where images go.
 ///
-/// Each kind of target is its own optional key (`registry` today; `layout` and `bundle` later),
-/// so "exactly one of" is checked in one place in `lower` and a new kind is one more field.
+/// Each kind of target is its own optional key (`registry`, `layout`, `bundle`), so "exactly
+/// one of" is checked in one place in `lower` and a new kind is one more field.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetTable {
     /// The registry to mirror into: `host` or `host:port`.
     #[schemars(with = "Option<String>")]
     pub registry: Option<Spanned<String>>,
+    /// An OCI image layout directory to mirror into, relative to the Mirrorfile's directory.
+    #[schemars(with = "Option<String>")]
+    pub layout: Option<Spanned<String>>,
+    /// A bundle file to write (`.tar`, or `.tar.zst` for zstd), relative to the Mirrorfile's
+    /// directory.
+    #[schemars(with = "Option<String>")]
+    pub bundle: Option<Spanned<String>>,
     /// A repository path put in front of every target repository (`mirror` → `mirror/library/alpine`).
     #[schemars(with = "Option<String>")]
     pub prefix: Option<Spanned<String>>,
@@ -110,6 +121,21 @@ pub struct ImageEntry {
     #[schemars(with = "Option<String>")]
     pub to: Option<Spanned<String>>,
     /// `rewrite` or `sparse` for this entry, overriding `[defaults]`.
+    #[schemars(with = "Option<Index>")]
+    pub index: Option<Spanned<Index>>,
+}
+
+/// One `[[bundles]]` entry: every image of a bundle file or OCI layout directory.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BundleEntry {
+    /// The bundle file or layout directory, relative to the Mirrorfile's directory.
+    #[schemars(with = "String")]
+    pub path: Spanned<String>,
+    /// `os/architecture[/variant]` selectors; absent means the `[defaults]` (or all platforms).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `rewrite` (the default) or `sparse`.
     #[schemars(with = "Option<Index>")]
     pub index: Option<Spanned<Index>>,
 }

@@ -345,3 +345,62 @@ dir = "/var/cache/mirror"
     );
     assert_eq!(model.cache_dir, Some(PathBuf::from("/var/cache/mirror")));
 }
+
+#[test]
+fn layout_and_bundle_targets_and_bundle_sources() {
+    let (dir, model) = lower(
+        "[target]\nlayout = \"out\"\nprefix = \"m\"\n[[images]]\nref = \"alpine:1\"\n",
+        &[],
+    );
+    assert_eq!(
+        model.target,
+        Target::Layout {
+            path: dir.path().join("out"),
+            prefix: Some("m".into())
+        }
+    );
+    assert_eq!(
+        names(&model),
+        ["docker.io/library/alpine:1 -> m/library/alpine:1"]
+    );
+
+    let text = "[target]\nbundle = \"k3s.mirror.tar.zst\"\n\n[defaults]\nplatforms = [\"linux/arm64\"]\n\n[[bundles]]\npath = \"old.tar\"\n\n[[bundles]]\npath = \"dir\"\nplatforms = [\"linux/amd64\"]\n";
+    let (dir, model) = lower(text, &[("old.tar", ""), ("dir/index.json", "{}")]);
+    assert!(
+        matches!(&model.target, Target::Bundle { path, prefix: None } if path == &dir.path().join("k3s.mirror.tar.zst"))
+    );
+    assert_eq!(model.bundles.len(), 2);
+    assert_eq!(model.bundles[0].path, dir.path().join("old.tar"));
+    assert_eq!(model.bundles[0].platforms, platforms(&["linux/arm64"]));
+    assert_eq!(model.bundles[0].origin.line, 7);
+    assert_eq!(model.bundles[1].platforms, platforms(&["linux/amd64"]));
+
+    // Exactly one kind of target.
+    let err = lower_err("[target]\nregistry = \"r.io\"\nbundle = \"b.tar\"\n", &[]);
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(
+        err.message().contains("both `registry` and `bundle`"),
+        "{}",
+        err.message()
+    );
+    let err = lower_err("[target]\nbundle = \"b.zip\"\n", &[]);
+    assert!(
+        err.message().contains("`.tar` or `.tar.zst`"),
+        "{}",
+        err.message()
+    );
+    let err = lower_err(
+        &format!("{TARGET}[[bundles]]\npath = \"nope.tar.zst\"\n"),
+        &[],
+    );
+    assert!(
+        err.message().contains("does not exist"),
+        "{}",
+        err.message()
+    );
+    let err = lower_err(
+        &format!("{TARGET}[[bundles]]\nplatforms = [\"linux/amd64\"]\n"),
+        &[],
+    );
+    assert!(err.message().contains("path"), "{}", err.message());
+}

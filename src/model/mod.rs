@@ -21,18 +21,54 @@ pub struct Model {
     pub registries: BTreeMap<String, RegistrySettings>,
     /// Every image to mirror, in Mirrorfile order (list files expanded in place).
     pub images: Vec<ImageSource>,
+    /// `[[bundles]]`: bundle files or OCI layout directories whose every image is mirrored.
+    /// Their images are only known once the bundle is opened (see `ops`).
+    pub bundles: Vec<BundleSource>,
     /// `[cache] dir`, resolved relative to the Mirrorfile; `None` means the user's cache dir.
     pub cache_dir: Option<PathBuf>,
 }
 
-/// Where images go.
+/// Where images go. Every kind takes an optional path prefix put in front of every repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// A registry, with an optional path prefix put in front of every repository.
+    /// A registry.
     Registry {
         host: String,
         prefix: Option<String>,
     },
+    /// An OCI image layout directory; images are named `repository:tag` in its `index.json`.
+    Layout {
+        path: PathBuf,
+        prefix: Option<String>,
+    },
+    /// One bundle file: a tar (`.tar.zst`: zstd-compressed) of an OCI layout holding exactly
+    /// the mirrored content, plus the Mirrorfile and its lock.
+    Bundle {
+        path: PathBuf,
+        prefix: Option<String>,
+    },
+}
+
+impl Target {
+    pub fn prefix(&self) -> Option<&str> {
+        match self {
+            Target::Registry { prefix, .. }
+            | Target::Layout { prefix, .. }
+            | Target::Bundle { prefix, .. } => prefix.as_deref(),
+        }
+    }
+}
+
+/// A `[[bundles]]` entry: a bundle file or an OCI layout directory to mirror every image of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleSource {
+    /// Resolved against the Mirrorfile's directory.
+    pub path: PathBuf,
+    /// As written in the Mirrorfile, for messages.
+    pub written: String,
+    pub platforms: PlatformSelection,
+    pub index_mode: IndexMode,
+    pub origin: Origin,
 }
 
 /// How to talk to one registry.
@@ -74,10 +110,31 @@ pub enum IndexMode {
     Sparse,
 }
 
+/// Where an image's bytes are read from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SourceLocation {
+    /// The registry its reference names.
+    #[default]
+    Registry,
+    /// An image of a bundle file (`oci-archive`) or OCI layout directory (`oci`); its
+    /// reference's repository, tag and digest are its name there.
+    Bundle {
+        path: PathBuf,
+        /// The path as written in the Mirrorfile.
+        written: String,
+        is_dir: bool,
+    },
+}
+
+/// The registry name used in the references of images that come from bundles: never a real
+/// host (`.invalid` is reserved), only there so such images reuse the reference grammar.
+pub const BUNDLE_HOST: &str = "bundle.mirror.invalid";
+
 /// One image to mirror.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSource {
     pub reference: Reference,
+    pub location: SourceLocation,
     pub platforms: PlatformSelection,
     pub index_mode: IndexMode,
     /// The repository path on the target, prefix already applied (`mirror/library/alpine`).
@@ -85,6 +142,42 @@ pub struct ImageSource {
     /// The tag on the target: `to`'s tag, else the source tag; `None` for digest-only sources.
     pub target_tag: Option<String>,
     pub origin: Origin,
+}
+
+impl ImageSource {
+    /// The key of the [`crate::resolve::Sources`] entry that serves this image.
+    pub fn source_key(&self) -> String {
+        match &self.location {
+            SourceLocation::Registry => self.reference.registry().to_string(),
+            SourceLocation::Bundle { path, .. } => bundle_key(path),
+        }
+    }
+
+    /// The source as users read it: the reference, or `oci-archive:FILE:NAME` / `oci:DIR:NAME`
+    /// (skopeo's spelling) for an image of a bundle.
+    pub fn display(&self) -> String {
+        match &self.location {
+            SourceLocation::Registry => self.reference.to_string(),
+            SourceLocation::Bundle {
+                written, is_dir, ..
+            } => {
+                let transport = if *is_dir { "oci" } else { "oci-archive" };
+                let mut name = self.reference.repository().to_string();
+                if let Some(tag) = self.reference.tag() {
+                    name = format!("{name}:{tag}");
+                }
+                if let Some(digest) = self.reference.digest() {
+                    name = format!("{name}@{digest}");
+                }
+                format!("{transport}:{written}:{name}")
+            }
+        }
+    }
+}
+
+/// The [`crate::resolve::Sources`] key of the bundle at `path`.
+pub fn bundle_key(path: &std::path::Path) -> String {
+    format!("bundle:{}", path.display())
 }
 
 /// Where a source was declared, for error messages.

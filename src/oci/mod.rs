@@ -8,6 +8,7 @@
 pub mod canonical;
 pub mod descriptor;
 pub mod digest;
+pub mod layout;
 pub mod manifest;
 pub mod media_type;
 pub mod platform;

@@ -7,10 +7,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod bundles;
+
+use crate::archive::BundleWritten;
+use crate::endpoint::bundle::{BundleError, BundleSink};
+use crate::endpoint::layout::{LayoutError, LayoutSink};
 use crate::endpoint::registry::RegistryEndpoint;
-use crate::endpoint::Sink;
+use crate::endpoint::{EndpointError, Sink};
 use crate::execute::{self, Options, Outcome, Reporter};
-use crate::model::{Model, Target};
+use crate::model::{ImageSource, Model, Origin, Target};
 use crate::plan::{self, Plan, PlanError};
 use crate::registry::{Client, CredentialStore, RegistryError};
 use crate::resolve::{self, ResolveError, Sources};
@@ -26,6 +31,32 @@ pub enum OpsError {
     Resolve(Vec<ResolveError>),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error("cannot open the target {target}: {source}")]
+    Target {
+        target: String,
+        source: EndpointError,
+    },
+    #[error("bundle `{bundle}` (declared at {origin}): {source}")]
+    Bundle {
+        bundle: String,
+        origin: Origin,
+        source: LayoutError,
+    },
+    #[error("bundle `{bundle}` (declared at {origin}): image `{name}`: {reason}")]
+    BundleImage {
+        bundle: String,
+        origin: Origin,
+        name: String,
+        reason: String,
+    },
+    #[error("two different images would go to `{target}`: {first} and {second}")]
+    Conflict {
+        target: String,
+        first: String,
+        second: String,
+    },
+    #[error(transparent)]
+    BundleWrite(#[from] BundleError),
 }
 
 /// Everything one command run talks to.
@@ -34,10 +65,15 @@ pub struct Session {
     pub store: Store,
     pub sources: Sources,
     pub sink: Arc<dyn Sink>,
-    /// The target as users read it (`registry 127.0.0.1:5000`).
+    /// The target as users read it (`registry 127.0.0.1:5000`, `bundle k3s.tar.zst`).
     pub target_name: String,
-    target_host: String,
+    /// What image names on the target start with (`127.0.0.1:5000/`, `oci:DIR:`).
+    target_base: String,
     clients: BTreeMap<String, Client>,
+    /// Set when the target is a bundle: written by [`Session::finish`] after a successful apply.
+    bundle: Option<Arc<BundleSink>>,
+    /// The Mirrorfile's images followed by those of its `[[bundles]]`.
+    images: Vec<ImageSource>,
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/mirror`, else `~/.cache/mirror`.
@@ -50,8 +86,10 @@ pub fn default_cache_dir(xdg_cache_home: Option<&Path>, home: Option<&Path>) -> 
 }
 
 impl Session {
-    /// Opens the cache and creates one client per registry (sources and target share a client
-    /// when they are the same host, so they share connections and tokens).
+    /// Opens the cache, the target, every `[[bundles]]` source (a bundle file is imported into
+    /// the cache, verified) and one client per registry (sources and target share a client when
+    /// they are the same host, so they share connections and tokens). Bundle sources never
+    /// touch the network.
     pub async fn open(model: Model, default_cache: &Path) -> Result<Session, OpsError> {
         let cache_dir = model
             .cache_dir
@@ -59,12 +97,31 @@ impl Session {
             .unwrap_or_else(|| default_cache.to_path_buf());
         let store = Store::open(&cache_dir)?;
         let credentials = CredentialStore::new();
-        let Target::Registry {
-            host: target_host, ..
-        } = &model.target;
-        let target_client = client_for(target_host, &model, &credentials).await?;
         let mut clients: BTreeMap<String, Client> = BTreeMap::new();
-        clients.insert(target_host.clone(), target_client.clone());
+        let mut bundle = None;
+        let (sink, target_name, target_base): (Arc<dyn Sink>, String, String) = match &model.target
+        {
+            Target::Registry { host, .. } => {
+                let client = client_for(host, &model, &credentials).await?;
+                clients.insert(host.clone(), client.clone());
+                let sink = Arc::new(RegistryEndpoint::new(client));
+                (sink, format!("registry {host}"), format!("{host}/"))
+            }
+            Target::Layout { path, .. } => {
+                let name = format!("layout {}", path.display());
+                let sink = LayoutSink::open(path).map_err(|source| OpsError::Target {
+                    target: name.clone(),
+                    source,
+                })?;
+                (Arc::new(sink), name, format!("oci:{}:", path.display()))
+            }
+            Target::Bundle { path, .. } => {
+                let sink = Arc::new(BundleSink::new(path, store.clone()));
+                bundle = Some(sink.clone());
+                let base = format!("oci-archive:{}:", path.display());
+                (sink, format!("bundle {}", path.display()), base)
+            }
+        };
         for image in &model.images {
             let host = image.reference.registry();
             if !clients.contains_key(host) {
@@ -78,16 +135,45 @@ impl Session {
         for (host, client) in &clients {
             sources.insert(host, Arc::new(RegistryEndpoint::new(client.clone())));
         }
-        let sink: Arc<dyn Sink> = Arc::new(RegistryEndpoint::new(target_client));
+        let mut images = model.images.clone();
+        bundles::open_all(&model, &store, &mut sources, &mut images).await?;
         Ok(Session {
-            target_name: format!("registry {target_host}"),
-            target_host: target_host.clone(),
+            target_name,
+            target_base,
             model,
             store,
             sources,
             sink,
             clients,
+            bundle,
+            images,
         })
+    }
+
+    /// After a successful apply into a bundle target: writes the bundle file (with the
+    /// Mirrorfile and, when it exists beside it, `mirrorfile.lock`). `None` for other targets.
+    pub async fn finish(&self) -> Result<Option<BundleWritten>, OpsError> {
+        let Some(bundle) = &self.bundle else {
+            return Ok(None);
+        };
+        let mut extra = Vec::new();
+        for (name, path) in [
+            ("mirrorfile.toml", self.model.path.clone()),
+            (
+                "mirrorfile.lock",
+                self.model.path.with_file_name("mirrorfile.lock"),
+            ),
+        ] {
+            match std::fs::read(&path) {
+                Ok(bytes) => extra.push((name.to_string(), bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && name != "mirrorfile.toml" => {
+                }
+                Err(source) => {
+                    return Err(OpsError::Store(StoreError::Io { path, source }));
+                }
+            }
+        }
+        Ok(Some(bundle.finish(extra).await?))
     }
 
     /// HTTP requests made so far, over every registry.
@@ -97,7 +183,7 @@ impl Session {
 
     /// Resolves every image and plans against the target.
     pub async fn plan(&self) -> Result<Plan, OpsError> {
-        let results = resolve::resolve_all(&self.model.images, &self.sources, &self.store).await;
+        let results = resolve::resolve_all(&self.images, &self.sources, &self.store).await;
         let mut resolved = Vec::with_capacity(results.len());
         let mut errors = Vec::new();
         for result in results {
@@ -109,7 +195,7 @@ impl Session {
         if !errors.is_empty() {
             return Err(OpsError::Resolve(errors));
         }
-        Ok(plan::build(resolved, self.sink.as_ref(), &self.target_host, &self.store).await?)
+        Ok(plan::build(resolved, self.sink.as_ref(), &self.target_base, &self.store).await?)
     }
 
     /// Runs a plan.

@@ -46,7 +46,7 @@ impl Totals {
 #[derive(Debug, Clone)]
 pub struct ImagePlan {
     pub resolved: ResolvedImage,
-    /// `host/repository:tag` (or `@digest`) on the target.
+    /// `host/repository:tag` (or `@digest`) on the target; `oci:DIR:repository:tag` for layouts.
     pub target: String,
     pub repository: String,
     /// The tag, or the digest for digest-only sources.
@@ -118,22 +118,24 @@ pub struct PlanTotals {
     pub mount: Totals,
 }
 
-/// Builds the plan for `resolved` against the target `sink` whose host is `target_host`.
+/// Builds the plan for `resolved` against the target `sink`. `target_base` is what image names
+/// on the target start with: `host:port/` for a registry, `oci:DIR:` for a layout,
+/// `oci-archive:FILE:` for a bundle (skopeo's spelling, so the names can be pasted into it).
 pub async fn build(
     resolved: Vec<ResolvedImage>,
     sink: &dyn Sink,
-    target_host: &str,
+    target_base: &str,
     store: &Store,
 ) -> Result<Plan, PlanError> {
-    let state = probe::probe(&resolved, sink, target_host).await?;
-    Ok(assemble(resolved, &state, target_host, store))
+    let state = probe::probe(&resolved, sink, target_base).await?;
+    Ok(assemble(resolved, &state, target_base, store))
 }
 
 /// The pure half of planning: turns probe answers into the graph.
 pub fn assemble(
     resolved: Vec<ResolvedImage>,
     state: &TargetState,
-    target_host: &str,
+    target_base: &str,
     store: &Store,
 ) -> Plan {
     let mut graph: StableDiGraph<Node, ()> = StableDiGraph::new();
@@ -155,8 +157,8 @@ pub fn assemble(
             .clone()
             .unwrap_or_else(|| image.root.digest().to_string());
         let target = match &image.source.target_tag {
-            Some(tag) => format!("{target_host}/{repository}:{tag}"),
-            None => format!("{target_host}/{repository}@{}", image.root.digest()),
+            Some(tag) => format!("{target_base}{repository}:{tag}"),
+            None => format!("{target_base}{repository}@{}", image.root.digest()),
         };
         let current = state.current.get(i).cloned().flatten();
         let wanted = image.root.digest().clone();
@@ -188,7 +190,7 @@ pub fn assemble(
             continue;
         }
         let image = &plan.resolved;
-        let source_registry = image.source.reference.registry().to_string();
+        let source_registry = image.source.source_key();
         let source_repository = image.source.reference.repository().to_string();
         let root_present = state.has_manifest(&repository, &wanted);
         let mut root_deps: Vec<NodeIndex> = Vec::new();

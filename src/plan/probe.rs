@@ -48,10 +48,10 @@ impl TargetState {
 pub(super) async fn probe(
     images: &[ResolvedImage],
     sink: &dyn Sink,
-    target_host: &str,
+    target_base: &str,
 ) -> Result<TargetState, PlanError> {
     let err = |repo: &str, what: String| {
-        let target = format!("{target_host}/{repo}{what}");
+        let target = format!("{target_base}{repo}{what}");
         move |source| PlanError { target, source }
     };
 

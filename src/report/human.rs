@@ -81,7 +81,7 @@ fn image_lines(out: &mut String, image: &ImagePlan, style: Style) {
     let _ = writeln!(
         out,
         "      from {} {}",
-        r.source.reference,
+        r.source.display(),
         r.upstream_digest.short()
     );
     let platforms: Vec<String> = r.platforms.iter().map(|p| p.to_string()).collect();

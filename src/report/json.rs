@@ -47,7 +47,7 @@ pub struct PlanSummary {
 fn plan_image(image: &ImagePlan) -> PlanImage {
     let r = &image.resolved;
     PlanImage {
-        source: r.source.reference.to_string(),
+        source: r.source.display(),
         target: image.target.clone(),
         action: image.action,
         source_digest: r.upstream_digest.to_string(),
@@ -86,6 +86,9 @@ pub struct ApplyDoc {
     pub version: u32,
     pub images: Vec<ApplyImage>,
     pub summary: ApplySummary,
+    /// The bundle file written, when the target is a bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<super::bundle::BundleDoc>,
 }
 
 #[derive(Serialize)]
@@ -124,7 +127,7 @@ pub fn apply(plan: &Plan, outcome: &Outcome, requests: u64) -> ApplyDoc {
             .iter()
             .enumerate()
             .map(|(i, image)| ApplyImage {
-                source: image.resolved.source.reference.to_string(),
+                source: image.resolved.source.display(),
                 target: image.target.clone(),
                 action: image.action,
                 source_digest: image.resolved.upstream_digest.to_string(),
@@ -154,5 +157,6 @@ pub fn apply(plan: &Plan, outcome: &Outcome, requests: u64) -> ApplyDoc {
             requests,
             failed: failed_images.len() as u64,
         },
+        bundle: None,
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Functions here build strings and values; printing is the CLI's job.
 
+pub mod bundle;
 pub mod human;
 pub mod json;
 pub mod registries_yaml;

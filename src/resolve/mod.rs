@@ -105,7 +105,7 @@ pub enum ResolveErrorKind {
     Endpoint(EndpointError),
     #[error(transparent)]
     Store(StoreError),
-    #[error("no registry client for `{0}`")]
+    #[error("no source for `{0}`")]
     NoSource(String),
     #[error("it is pinned by index digest {0}, but only some of its platforms are selected: a rewritten index would have another digest")]
     PinnedSubset(Digest),
@@ -124,7 +124,7 @@ pub enum ResolveErrorKind {
 impl ResolveError {
     fn new(image: &ImageSource, kind: ResolveErrorKind) -> ResolveError {
         ResolveError {
-            image: image.reference.to_string(),
+            image: image.display(),
             origin: image.origin.clone(),
             kind: Box::new(kind),
         }
@@ -269,10 +269,11 @@ async fn resolve_image(
     store: &Store,
 ) -> Result<ResolvedImage, ResolveError> {
     let reference = &image.reference;
-    let Some(source) = sources.get(reference.registry()) else {
+    let shown = image.display();
+    let Some(source) = sources.get(&image.source_key()) else {
         return Err(ResolveError::new(
             image,
-            ResolveErrorKind::NoSource(reference.registry().to_string()),
+            ResolveErrorKind::NoSource(image.source_key()),
         ));
     };
     let ctx = Ctx {
@@ -303,7 +304,7 @@ async fn resolve_image(
         if let PlatformSelection::Only(selectors) = &image.platforms {
             if !selectors.iter().any(|s| s.matches(&platform)) {
                 warnings.push(format!(
-                    "{reference} is a single-platform image ({platform}), which is not among the selected platforms; it is copied as it is"
+                    "{shown} is a single-platform image ({platform}), which is not among the selected platforms; it is copied as it is"
                 ));
             }
         }
@@ -338,14 +339,14 @@ async fn resolve_image(
     let mut warnings = walked.warnings;
     let missing_platforms: Vec<Platform> = walked.unmatched.into_iter().collect();
     for platform in &missing_platforms {
-        warnings.push(format!("{reference} has no {platform} image"));
+        warnings.push(format!("{shown} has no {platform} image"));
     }
     if image.index_mode == IndexMode::Sparse
         && walked.manifest.digest() == &upstream_digest
         && !matches!(image.platforms, PlatformSelection::All)
     {
         warnings.push(format!(
-            "{reference}: index = \"sparse\" pushes the original index with only the selected children; registries that check index children (distribution/registry 2.x, Docker Hub, Harbor) will reject it"
+            "{shown}: index = \"sparse\" pushes the original index with only the selected children; registries that check index children (distribution/registry 2.x, Docker Hub, Harbor) will reject it"
         ));
     }
     Ok(ResolvedImage {
@@ -391,7 +392,7 @@ fn walk_index<'a>(
             ManifestView::Index(view) => view.manifests,
             ManifestView::Image(_) => Vec::new(),
         };
-        let reference = &ctx.image.reference;
+        let reference = ctx.image.display();
         let mut warnings = Vec::new();
         let mut below: Vec<ManifestNeed> = Vec::new();
         let mut platforms = Vec::new();

@@ -128,6 +128,70 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The blocking twin of [`Store::ingest`], for readers that are themselves blocking (a tar
+    /// entry inside a zstd stream): copy → hash → fsync → rename, only when digest and size
+    /// match. Call it from a blocking thread.
+    pub fn ingest_reader(
+        &self,
+        digest: &Digest,
+        expected_size: Option<u64>,
+        reader: &mut dyn std::io::Read,
+    ) -> Result<u64, IngestError<std::io::Error>> {
+        if digest.algorithm() != Algorithm::Sha256 {
+            return Err(StoreError::Unsupported(digest.clone()).into());
+        }
+        let tmp_dir = self.tmp_dir();
+        let io = |source| StoreError::Io {
+            path: tmp_dir.clone(),
+            source,
+        };
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io)?;
+        let mut hasher = Sha256Hasher::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(IngestError::Source {
+                        digest: digest.clone(),
+                        source,
+                    })
+                }
+            };
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n]).map_err(io)?;
+        }
+        tmp.as_file().sync_all().map_err(io)?;
+        let size = hasher.len();
+        if let Some(expected) = expected_size {
+            if expected != size {
+                return Err(IngestError::SizeMismatch {
+                    digest: digest.clone(),
+                    expected,
+                    actual: size,
+                });
+            }
+        }
+        let actual = hasher.finish();
+        if &actual != digest {
+            return Err(IngestError::DigestMismatch {
+                digest: digest.clone(),
+                actual,
+                size,
+            });
+        }
+        let dest = self.blob_path(digest);
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(size)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +226,16 @@ mod tests {
         let err = store.ingest(&wanted, Some(99), chunks(&[b"other"])).await;
         assert!(matches!(err, Err(IngestError::SizeMismatch { .. })));
         assert!(!store.contains(&wanted));
+        // The blocking twin verifies the same way.
+        let mut evil: &[u8] = b"evil";
+        let err = store.ingest_reader(&wanted, None, &mut evil);
+        assert!(matches!(err, Err(IngestError::DigestMismatch { .. })));
+        let mut good_bytes: &[u8] = b"other";
+        assert_eq!(
+            store.ingest_reader(&wanted, Some(5), &mut good_bytes).ok(),
+            Some(5)
+        );
+        assert!(store.contains(&wanted));
         // No temp files are left behind.
         assert_eq!(
             std::fs::read_dir(dir.path().join("tmp"))

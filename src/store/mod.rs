@@ -19,7 +19,7 @@ use crate::oci::{Digest, ManifestError, RawManifest};
 
 pub use ingest::IngestError;
 
-const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+const OCI_LAYOUT: &str = crate::oci::layout::OCI_LAYOUT_FILE;
 const EMPTY_INDEX: &str =
     r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
 
@@ -143,6 +143,12 @@ impl Store {
             return Ok(None);
         }
         Ok(Some(bytes))
+    }
+
+    /// Replaces the layout's `index.json` atomically (for an OCI layout used as a target; the
+    /// bytes come from [`crate::oci::layout::LayoutIndex::to_bytes`]).
+    pub fn replace_index(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        write_atomically(&self.tmp_dir(), &self.root.join("index.json"), bytes)
     }
 
     /// Stores small bytes known by content (a config fetched whole), verified against `digest`.
