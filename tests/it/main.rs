@@ -5,6 +5,7 @@
 mod support;
 
 mod apply;
+mod bundle;
 mod commands;
 mod errors;
 mod examples;
