@@ -96,11 +96,7 @@ fn air_gap_round_trip_preserves_every_digest_and_bundles_are_deterministic() {
     let report = conn.json(&["apply", "--json"]);
     let bundle = conn.work().join("release.mirror.tar.zst");
     let first = file_sha256(&bundle);
-    assert_eq!(
-        report["bundle"]["sha256"],
-        first.as_str(),
-        "{report:#}"
-    );
+    assert_eq!(report["bundle"]["sha256"], first.as_str(), "{report:#}");
     assert_eq!(
         num(&report["bundle"], "size"),
         fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0)
