@@ -35,7 +35,19 @@ fn regex_literal(text: &str) -> String {
 /// Renders `registries.yaml` for `model`; `endpoint` overrides the host nodes use to reach the
 /// target.
 pub fn render(model: &Model, endpoint: Option<&str>) -> String {
-    let Target::Registry { host, prefix } = &model.target;
+    let (host, prefix) = match (&model.target, endpoint) {
+        (Target::Registry { host, prefix }, _) => (host.as_str(), prefix),
+        // A layout or bundle is applied to a registry later: the user names it.
+        (Target::Layout { prefix, .. } | Target::Bundle { prefix, .. }, Some(endpoint)) => {
+            (endpoint, prefix)
+        }
+        (Target::Layout { .. } | Target::Bundle { .. }, None) => {
+            return "# This Mirrorfile's target is an OCI layout or a bundle, not a registry:
+                    # pass --endpoint HOST (the registry it will be applied to).
+"
+            .to_string();
+        }
+    };
     let settings = model.registry_settings(host);
     let node_host = endpoint.unwrap_or(host);
     let scheme = if settings.tls == TlsMode::Http {
@@ -73,7 +85,7 @@ pub fn render(model: &Model, endpoint: Option<&str>) -> String {
     }
     out.push_str("mirrors:\n");
     for (registry, rules) in &sources {
-        if *registry == host.as_str() {
+        if *registry == host {
             continue;
         }
         let _ = writeln!(out, "  {}:", q(registry));
