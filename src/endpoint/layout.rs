@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{ByteStream, EndpointError, Sink, Source};
 use crate::archive::BundleReadError;
+use crate::oci::descriptor::ANNOTATION_REF_NAME;
 use crate::oci::layout::{LayoutIndex, RefName, RefNameError};
 use crate::oci::{Descriptor, Digest, RawManifest, Reference};
 use crate::store::Store;
@@ -238,6 +239,40 @@ impl LayoutSource {
 
     pub fn index(&self) -> &LayoutIndex {
         &self.index
+    }
+
+    /// The `index.json` entry named `name` (its `org.opencontainers.image.ref.name`: a tag as
+    /// skopeo writes it, or a full `repository:tag`; or a digest), or the only entry when `name`
+    /// is `None`. The error lists the names the layout has.
+    pub fn find(&self, name: Option<&str>) -> Result<Descriptor, LayoutError> {
+        let entries = &self.index.manifests;
+        let found = match name {
+            Some(name) => entries.iter().find(|e| {
+                e.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(name)
+                    || e.digest.to_string() == name
+            }),
+            None if entries.len() == 1 => entries.first(),
+            None => None,
+        };
+        found.cloned().ok_or_else(|| {
+            let names: Vec<&str> = entries
+                .iter()
+                .filter_map(|e| e.annotations.get(ANNOTATION_REF_NAME).map(String::as_str))
+                .collect();
+            let names = if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            };
+            let name = match name {
+                Some(name) => name.to_string(),
+                None => format!("(none given, and it holds {} images)", entries.len()),
+            };
+            LayoutError::NotFound {
+                layout: format!("{}; names in it: {names}", self.label),
+                name,
+            }
+        })
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {

@@ -7,7 +7,6 @@
 
 pub mod bundle;
 pub mod layout;
-pub mod oci_dir;
 pub mod registry;
 
 use std::path::{Path, PathBuf};

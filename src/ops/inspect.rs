@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::oci_dir::OciDir;
+use crate::endpoint::layout::LayoutSource;
 use crate::endpoint::registry::RegistryEndpoint;
 use crate::endpoint::{EndpointError, Source};
 use crate::model::RegistrySettings;
@@ -170,8 +170,11 @@ pub async fn open(
         }
         Location::OciDir { dir, name } => {
             let what = format!("OCI layout {}", dir.display());
-            let layout = OciDir::open(dir).map_err(read(what.clone()))?;
-            let digest = layout.find(name.as_deref()).map_err(read(what))?.digest;
+            let layout = LayoutSource::open_dir(dir).map_err(|e| read(what.clone())(e.into()))?;
+            let digest = layout
+                .find(name.as_deref())
+                .map_err(|e| read(what)(e.into()))?
+                .digest;
             Ok((Arc::new(layout), String::new(), digest))
         }
         Location::Archive(path) => Err(InspectError::ArchivePending(path.clone())),
