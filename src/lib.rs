@@ -9,6 +9,7 @@
 //! - [`oci`]: vocabulary shared by everything (digests, references, platforms, raw manifests).
 //! - [`mirrorfile`]: TOML → [`model`], with spans kept so errors point at file:line.
 //! - [`registry`]: the distribution-API client (auth, manifests, blobs, uploads, mounts).
+//! - [`archive`]: docker-save / podman / OCI-layout tar archives, read without a daemon.
 //! - [`store`]: the content-addressed, verified cache (an OCI layout on disk).
 //! - [`archive`]: offline formats as streams (the deterministic bundle writer and its reader).
 //! - [`endpoint`]: one source/sink shape over every place images live.

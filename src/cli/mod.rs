@@ -51,6 +51,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
 
+    /// Report an archive image whose config contradicts the archive's `platform` or file name
+    /// as a warning instead of an error.
+    #[arg(long, global = true)]
+    pub allow_platform_mismatch: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -139,7 +144,12 @@ fn default_cache() -> PathBuf {
 
 /// Loads the Mirrorfile and opens cache and clients.
 async fn session(cli: &Cli) -> miette::Result<Session> {
-    let model = crate::mirrorfile::load(&cli.file).map_err(miette::Report::new)?;
+    let mut model = crate::mirrorfile::load(&cli.file).map_err(miette::Report::new)?;
+    if cli.allow_platform_mismatch {
+        for archive in &mut model.archives {
+            archive.allow_platform_mismatch = true;
+        }
+    }
     Session::open(model, &default_cache())
         .await
         .map_err(diagnostics::ops)

@@ -13,14 +13,15 @@ use std::rc::Rc;
 
 use toml::Spanned;
 
+use super::archives;
 use super::conflicts::{Images, Site};
 use super::error::{ErrorKind, MirrorfileError, SourceFile};
 use super::image_list;
 use super::naming::{normalise_host, parse_to, target_name, Rename};
 use super::schema::{self, ImageEntry, MirrorfileToml};
 use crate::model::{
-    ImageSource, IndexMode, Model, Origin, PlatformSelection, RegistrySettings, SourceLocation,
-    Target, TlsMode,
+    ImageSource, IndexMode, LayerCompression, Model, Origin, PlatformSelection, RegistrySettings,
+    SourceLocation, Target, TlsMode,
 };
 use crate::oci::{Platform, Reference};
 
@@ -48,6 +49,10 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
     let target_kind = cx.target(doc.target.as_ref())?;
     let registries = cx.registries(&doc.registry)?;
     let defaults = doc.defaults.as_ref();
+    let default_compression = archives::compression(
+        defaults.and_then(|d| d.compression.as_ref()),
+        LayerCompression::default(),
+    );
     let defaults = Settings {
         platforms: match defaults.and_then(|d| d.platforms.as_ref()) {
             Some(p) => cx.platforms(p)?,
@@ -71,6 +76,11 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
     for entry in &doc.bundles {
         bundles.push(cx.bundle(entry, &defaults)?);
     }
+    let archives = doc
+        .archives
+        .iter()
+        .map(|entry| archives::lower(&cx.file, &cx.dir, entry, default_compression))
+        .collect::<Result<Vec<_>, _>>()?;
     let cache_dir = doc
         .cache
         .and_then(|c| c.dir)
@@ -81,6 +91,7 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
         registries,
         images: images.into_sources(),
         bundles,
+        archives,
         cache_dir,
     })
 }

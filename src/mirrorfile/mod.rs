@@ -6,6 +6,7 @@
 //! [`MirrorfileError`] pointing at `file:line:column`; turning it into terminal output and an exit
 //! code is the CLI's job.
 
+mod archives;
 mod conflicts;
 mod error;
 mod image_list;

@@ -34,6 +34,10 @@ pub struct MirrorfileToml {
     #[serde(default)]
     #[schemars(with = "Vec<BundleEntry>")]
     pub bundles: Vec<Spanned<BundleEntry>>,
+    /// Per-architecture `docker save` / OCI archives to push as multi-platform images.
+    #[serde(default)]
+    #[schemars(with = "Vec<ArchiveEntry>")]
+    pub archives: Vec<Spanned<ArchiveEntry>>,
     pub cache: Option<CacheTable>,
 }
 
@@ -101,6 +105,41 @@ pub struct DefaultsTable {
     /// `rewrite` (the default) or `sparse`.
     #[schemars(with = "Option<Index>")]
     pub index: Option<Spanned<Index>>,
+    /// How `[[archives]]` layers are compressed: `gzip` (the default), `zstd` or `none`.
+    #[schemars(with = "Option<Compression>")]
+    pub compression: Option<Spanned<Compression>>,
+}
+
+/// Layer compression for `[[archives]]`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    None,
+}
+
+/// One `[[archives]]` entry: `docker save` / OCI archives, one per architecture.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveEntry {
+    /// A file or a glob (`k3s-airgap-images-*.tar*`), relative to the Mirrorfile's directory.
+    #[schemars(with = "String")]
+    pub path: Spanned<String>,
+    /// Asserts the platform of every image in the archive(s), e.g. `linux/arm/v7`.
+    #[schemars(with = "Option<String>")]
+    pub platform: Option<Spanned<String>>,
+    /// Take only these images (names as in the archive, e.g. `rancher/mirrored-pause:3.6`).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub images: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `gzip` (the default), `zstd` or `none`; overrides `[defaults]`.
+    #[schemars(with = "Option<Compression>")]
+    pub compression: Option<Spanned<Compression>>,
+    /// `false`: a single-platform image is pushed as a plain manifest, not an index.
+    #[schemars(with = "Option<bool>")]
+    pub index: Option<Spanned<bool>>,
+    /// `true`: a platform contradiction is a warning, not an error.
+    pub allow_platform_mismatch: Option<bool>,
 }
 
 /// One `[[images]]` entry: a single reference (`ref`) or a list file (`list`).

@@ -24,6 +24,8 @@ pub struct Model {
     /// `[[bundles]]`: bundle files or OCI layout directories whose every image is mirrored.
     /// Their images are only known once the bundle is opened (see `ops`).
     pub bundles: Vec<BundleSource>,
+    /// `[[archives]]` entries, in Mirrorfile order.
+    pub archives: Vec<ArchiveSource>,
     /// `[cache] dir`, resolved relative to the Mirrorfile; `None` means the user's cache dir.
     pub cache_dir: Option<PathBuf>,
 }
@@ -124,6 +126,10 @@ pub enum SourceLocation {
         written: String,
         is_dir: bool,
     },
+    /// An image read from `[[archives]]` (docker save / OCI tars); its blobs and manifests are
+    /// already in the cache when it is planned, and `resolve::Provenance` says which archive
+    /// gave which platform.
+    Archives,
 }
 
 /// The registry name used in the references of images that come from bundles: never a real
@@ -150,6 +156,7 @@ impl ImageSource {
         match &self.location {
             SourceLocation::Registry => self.reference.registry().to_string(),
             SourceLocation::Bundle { path, .. } => bundle_key(path),
+            SourceLocation::Archives => "archives".to_string(),
         }
     }
 
@@ -157,7 +164,7 @@ impl ImageSource {
     /// (skopeo's spelling) for an image of a bundle.
     pub fn display(&self) -> String {
         match &self.location {
-            SourceLocation::Registry => self.reference.to_string(),
+            SourceLocation::Registry | SourceLocation::Archives => self.reference.to_string(),
             SourceLocation::Bundle {
                 written, is_dir, ..
             } => {
@@ -178,6 +185,36 @@ impl ImageSource {
 /// The [`crate::resolve::Sources`] key of the bundle at `path`.
 pub fn bundle_key(path: &std::path::Path) -> String {
     format!("bundle:{}", path.display())
+}
+
+/// How layers of archives are compressed before they are pushed (uncompressed docker-save
+/// layers only; layers an archive already holds compressed are pushed as they are).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LayerCompression {
+    #[default]
+    Gzip,
+    Zstd,
+    None,
+}
+
+/// One `[[archives]]` entry: per-architecture `docker save` / OCI archives to push as
+/// multi-platform images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveSource {
+    /// The `path` value as written (a file name or a glob).
+    pub pattern: String,
+    /// The files it matched, sorted.
+    pub files: Vec<PathBuf>,
+    /// `platform`: every image in these archives must be this platform.
+    pub platform: Option<Platform>,
+    /// `images`: take only these names (normalised references); `None` takes every image.
+    pub images: Option<Vec<Reference>>,
+    pub compression: LayerCompression,
+    /// `index = false`: push a single-platform image as a plain manifest instead of an index.
+    pub index: bool,
+    /// Platform contradictions are warnings instead of errors.
+    pub allow_platform_mismatch: bool,
+    pub origin: Origin,
 }
 
 /// Where a source was declared, for error messages.

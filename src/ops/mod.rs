@@ -18,7 +18,8 @@ use crate::execute::{self, Options, Outcome, Reporter};
 use crate::model::{ImageSource, Model, Origin, Target};
 use crate::plan::{self, Plan, PlanError};
 use crate::registry::{Client, CredentialStore, RegistryError};
-use crate::resolve::{self, ResolveError, Sources};
+use crate::resolve::archives::ArchiveStats;
+use crate::resolve::{self, ResolveError, ResolveErrorKind, ResolvedImage, Sources};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,8 @@ pub enum OpsError {
     },
     #[error(transparent)]
     BundleWrite(#[from] BundleError),
+    #[error("a worker thread failed: {0}")]
+    Worker(String),
 }
 
 /// Everything one command run talks to.
@@ -181,7 +184,7 @@ impl Session {
         self.clients.values().map(|c| c.requests_made()).sum()
     }
 
-    /// Resolves every image and plans against the target.
+    /// Resolves every image (registries and archives) and plans against the target.
     pub async fn plan(&self) -> Result<Plan, OpsError> {
         let results = resolve::resolve_all(&self.images, &self.sources, &self.store).await;
         let mut resolved = Vec::with_capacity(results.len());
@@ -192,10 +195,61 @@ impl Session {
                 Err(e) => errors.push(e),
             }
         }
+        let (from_archives, stats) = self.resolve_archives(&resolved, &mut errors).await?;
+        resolved.extend(from_archives);
         if !errors.is_empty() {
             return Err(OpsError::Resolve(errors));
         }
-        Ok(plan::build(resolved, self.sink.as_ref(), &self.target_base, &self.store).await?)
+        let mut plan =
+            plan::build(resolved, self.sink.as_ref(), &self.target_base, &self.store).await?;
+        plan.archives = stats;
+        Ok(plan)
+    }
+
+    /// Reads the `[[archives]]` (blocking work, off the async threads) and checks that no
+    /// archive tag is also the target of a registry image.
+    async fn resolve_archives(
+        &self,
+        registry_images: &[ResolvedImage],
+        errors: &mut Vec<ResolveError>,
+    ) -> Result<(Vec<ResolvedImage>, ArchiveStats), OpsError> {
+        if self.model.archives.is_empty() {
+            return Ok((Vec::new(), ArchiveStats::default()));
+        }
+        let model = self.model.clone();
+        let store = self.store.clone();
+        let (images, stats, archive_errors) = tokio::task::spawn_blocking(move || {
+            resolve::archives::resolve_archives(&model, &store)
+        })
+        .await
+        .map_err(|e| OpsError::Worker(e.to_string()))?;
+        errors.extend(archive_errors);
+        let taken: std::collections::BTreeSet<(String, Option<String>)> = registry_images
+            .iter()
+            .map(|i| {
+                (
+                    i.source.target_repository.clone(),
+                    i.source.target_tag.clone(),
+                )
+            })
+            .collect();
+        let mut kept = Vec::with_capacity(images.len());
+        for image in images {
+            let key = (
+                image.source.target_repository.clone(),
+                image.source.target_tag.clone(),
+            );
+            if taken.contains(&key) {
+                errors.push(ResolveError {
+                    image: image.source.reference.to_string(),
+                    origin: image.source.origin.clone(),
+                    kind: Box::new(ResolveErrorKind::TargetClash),
+                });
+            } else {
+                kept.push(image);
+            }
+        }
+        Ok((kept, stats))
     }
 
     /// Runs a plan.

@@ -13,6 +13,7 @@ use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 
 use crate::endpoint::{EndpointError, Sink};
 use crate::oci::{Digest, Platform};
+use crate::resolve::archives::ArchiveStats;
 use crate::resolve::ResolvedImage;
 use crate::store::Store;
 
@@ -73,6 +74,8 @@ pub struct Plan {
     pub graph: StableDiGraph<Node, ()>,
     /// Blobs that resolving already downloaded (image configs): part of what the run fetched.
     pub prefetched: Totals,
+    /// What reading `[[archives]]` cost in this run (all zero without archives).
+    pub archives: ArchiveStats,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -323,6 +326,7 @@ pub fn assemble(
         images,
         graph,
         prefetched,
+        archives: ArchiveStats::default(),
     }
 }
 

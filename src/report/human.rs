@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::human_bytes;
 use crate::execute::Outcome;
 use crate::plan::{Action, ImagePlan, Plan, Totals};
+use crate::resolve::Provenance;
 
 /// Whether to colour the text (ANSI SGR codes).
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,17 +79,42 @@ fn image_lines(out: &mut String, image: &ImagePlan, style: Style) {
     };
     let _ = writeln!(out, "  {sign} {}  ({what})", style.bold(&image.target));
     let r = &image.resolved;
-    let _ = writeln!(
-        out,
-        "      from {} {}",
-        r.source.display(),
-        r.upstream_digest.short()
-    );
-    let platforms: Vec<String> = r.platforms.iter().map(|p| p.to_string()).collect();
-    if !platforms.is_empty() {
-        let _ = writeln!(out, "      platforms: {}", platforms.join(", "));
+    match &r.provenance {
+        Provenance::Registry => {
+            let _ = writeln!(
+                out,
+                "      from {} {}",
+                r.source.display(),
+                r.upstream_digest.short()
+            );
+            let platforms: Vec<String> = r.platforms.iter().map(|p| p.to_string()).collect();
+            if !platforms.is_empty() {
+                let _ = writeln!(out, "      platforms: {}", platforms.join(", "));
+            }
+        }
+        Provenance::Archives(list) => {
+            let _ = writeln!(
+                out,
+                "      from archives as {} {}",
+                r.source.reference,
+                r.root.digest().short()
+            );
+            for p in list {
+                let name = p
+                    .archive
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "      {:<14} {} from {name}",
+                    p.platform.to_string(),
+                    p.manifest.short()
+                );
+            }
+        }
     }
-    if r.rewritten() {
+    if r.rewritten() && r.provenance == Provenance::Registry {
         let _ = writeln!(
             out,
             "      index rewritten for the selected platforms: {} → {}",
@@ -137,6 +163,14 @@ pub fn plan(plan: &Plan, target: &str, style: Style) -> String {
             String::new()
         }
     );
+    let a = plan.archives;
+    if a.archives > 0 {
+        let _ = writeln!(
+            out,
+            "Archives: {} read; {} layers compressed, {} decompressed, {} reused from the cache.",
+            a.archives, a.layers_compressed, a.layers_decompressed, a.memo_hits
+        );
+    }
     out
 }
 

@@ -5,6 +5,8 @@ use serde::Serialize;
 
 use crate::execute::Outcome;
 use crate::plan::{Action, ImagePlan, Plan, Totals};
+use crate::resolve::archives::ArchiveStats;
+use crate::resolve::Provenance;
 
 pub const VERSION: u32 = 1;
 
@@ -29,6 +31,34 @@ pub struct PlanImage {
     pub fetch: Totals,
     pub push: Totals,
     pub mount: Totals,
+    /// For images made from archives: each platform and the archive it came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archives: Option<Vec<ArchiveEntry>>,
+}
+
+#[derive(Serialize)]
+pub struct ArchiveEntry {
+    pub platform: String,
+    pub archive: String,
+    pub manifest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_index: Option<String>,
+}
+
+fn archive_entries(image: &ImagePlan) -> Option<Vec<ArchiveEntry>> {
+    match &image.resolved.provenance {
+        Provenance::Registry => None,
+        Provenance::Archives(list) => Some(
+            list.iter()
+                .map(|p| ArchiveEntry {
+                    platform: p.platform.to_string(),
+                    archive: p.archive.display().to_string(),
+                    manifest: p.manifest.to_string(),
+                    upstream_index: p.upstream_index.as_ref().map(|d| d.to_string()),
+                })
+                .collect(),
+        ),
+    }
 }
 
 #[derive(Serialize)]
@@ -42,6 +72,7 @@ pub struct PlanSummary {
     pub push_blobs: u64,
     pub push_bytes: u64,
     pub mount_blobs: u64,
+    pub archives: ArchiveStats,
 }
 
 fn plan_image(image: &ImagePlan) -> PlanImage {
@@ -59,6 +90,7 @@ fn plan_image(image: &ImagePlan) -> PlanImage {
         fetch: image.fetch,
         push: image.push,
         mount: image.mount,
+        archives: archive_entries(image),
     }
 }
 
@@ -77,6 +109,7 @@ pub fn plan(plan: &Plan) -> PlanDoc {
             push_blobs: t.push.blobs,
             push_bytes: t.push.bytes,
             mount_blobs: t.mount.blobs,
+            archives: plan.archives,
         },
     }
 }
@@ -115,6 +148,7 @@ pub struct ApplySummary {
     pub manifests_pushed: u64,
     pub requests: u64,
     pub failed: u64,
+    pub archives: ArchiveStats,
 }
 
 pub fn apply(plan: &Plan, outcome: &Outcome, requests: u64) -> ApplyDoc {
@@ -156,6 +190,7 @@ pub fn apply(plan: &Plan, outcome: &Outcome, requests: u64) -> ApplyDoc {
             manifests_pushed: outcome.manifests_pushed,
             requests,
             failed: failed_images.len() as u64,
+            archives: plan.archives,
         },
         bundle: None,
     }

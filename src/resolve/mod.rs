@@ -5,6 +5,7 @@
 //! Resolution reads only manifests and image configs (small), through the cache: a digest that is
 //! already cached is never fetched again, so a rerun costs one HEAD per tag at the source.
 
+pub mod archives;
 mod select;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,6 +66,28 @@ pub struct ResolvedImage {
     pub warnings: Vec<String>,
     /// Blobs (image configs) that resolving downloaded into the cache: they count as fetched.
     pub prefetched: Vec<Descriptor>,
+    /// Where the image comes from.
+    pub provenance: Provenance,
+}
+
+/// Where a resolved image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provenance {
+    /// A registry (the source reference says which).
+    Registry,
+    /// Archives, one per platform (sorted by platform).
+    Archives(Vec<ArchivePlatform>),
+}
+
+/// One platform of an image made from archives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivePlatform {
+    pub platform: Platform,
+    pub archive: std::path::PathBuf,
+    /// The manifest pushed for this platform.
+    pub manifest: Digest,
+    /// The upstream multi-platform index the archive recorded it under (`ctr export`).
+    pub upstream_index: Option<Digest>,
 }
 
 /// A manifest to push and the blobs it needs (empty for an index).
@@ -113,6 +136,28 @@ pub enum ResolveErrorKind {
     TooDeep,
     #[error("none of the selected platforms ({selected}) is in its index, which has {available}")]
     NothingSelected { selected: String, available: String },
+    #[error(transparent)]
+    Archive(crate::archive::ArchiveError),
+    #[error("its config says {stated}, but {claim} (archive {})", archive.display())]
+    PlatformMismatch {
+        archive: std::path::PathBuf,
+        stated: Platform,
+        claim: String,
+    },
+    #[error("two archives give different {platform} images for this tag: {} (config {first_config}) and {} (config {second_config})", first.display(), second.display())]
+    PlatformConflict {
+        platform: Platform,
+        first: std::path::PathBuf,
+        first_config: Digest,
+        second: std::path::PathBuf,
+        second_config: Digest,
+    },
+    #[error("it is not in any archive matching `{pattern}`")]
+    NotInArchives { pattern: String },
+    #[error("`index = false`, but the archives give several platforms for this tag ({platforms})")]
+    IndexFalse { platforms: String },
+    #[error("it is also the target of an [[images]] entry; one tag cannot come from both")]
+    TargetClash,
     #[error("config {digest} of manifest {manifest} is not a valid image config: {detail}")]
     BadConfig {
         digest: Digest,
@@ -136,6 +181,15 @@ impl ResolveError {
             ResolveErrorKind::PinnedSubset(_) => Some(
                 "set `index = \"sparse\"` to push the original index with only the selected children, remove `platforms` to copy every platform, or pin the child manifest's digest instead".into(),
             ),
+            ResolveErrorKind::PlatformMismatch { .. } => Some(
+                "check that the right archive is named; pass --allow-platform-mismatch (or set `allow_platform_mismatch = true` on the entry) to push it anyway".into(),
+            ),
+            ResolveErrorKind::PlatformConflict { .. } => Some(
+                "the archives disagree about this image: use archives of one release, or take the image from one of them with `images = [...]`".into(),
+            ),
+            ResolveErrorKind::IndexFalse { .. } => {
+                Some("remove `index = false`, so the platforms are pushed as one index".into())
+            }
             ResolveErrorKind::NothingSelected { .. } => {
                 Some("change `platforms` for this image, or remove it to copy every platform".into())
             }
@@ -317,6 +371,7 @@ async fn resolve_image(
             missing_platforms: Vec::new(),
             warnings,
             prefetched: ctx.take_prefetched(),
+            provenance: Provenance::Registry,
         });
     }
 
@@ -358,6 +413,7 @@ async fn resolve_image(
         missing_platforms,
         warnings,
         prefetched: ctx.take_prefetched(),
+        provenance: Provenance::Registry,
     })
 }
 

@@ -8,6 +8,8 @@
 //! same name leave the same bytes whichever wins.
 
 mod ingest;
+mod local;
+mod memo;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use crate::oci::digest::Algorithm;
 use crate::oci::{Digest, ManifestError, RawManifest};
 
 pub use ingest::IngestError;
+pub use local::HashingWriter;
 
 const OCI_LAYOUT: &str = crate::oci::layout::OCI_LAYOUT_FILE;
 const EMPTY_INDEX: &str =

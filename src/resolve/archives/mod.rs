@@ -1,0 +1,440 @@
+//! Archive resolution: `[[archives]]` → [`ResolvedImage`]s, with everything imported into the
+//! verified cache first, so planning needs no fetch for archive images.
+//!
+//! Steps: read each archive once (spooling its files into the cache, see [`crate::archive`]);
+//! name each image as docker would (`rancher/pause:3.1` → `docker.io/rancher/pause:3.1`) and
+//! apply the entry's `images` filter; check each image's config platform against the entry's
+//! `platform` and the file name; make its layers ready (compress, in parallel, memoised) and
+//! check them against the config's diff_ids; write its manifest (or keep the archive's); then
+//! group by target tag ([`group`]). Any error leaves the image out of the plan: nothing of a bad
+//! image is ever pushed.
+
+mod group;
+mod layers;
+mod platform_check;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::sync::atomic::Ordering;
+
+use rayon::prelude::*;
+
+use super::{ResolveError, ResolveErrorKind, ResolvedImage};
+use crate::archive::{self, ArchiveError, Compression, FoundImage, Spool};
+use crate::model::{ArchiveSource, LayerCompression, Model, Target};
+use crate::oci::canonical;
+use crate::oci::media_type::OCI_CONFIG;
+use crate::oci::{Descriptor, Digest, ManifestView, MediaType, Reference};
+use crate::store::Store;
+
+pub use platform_check::arch_in_file_name;
+
+/// What reading the archives cost, for the summary (a rerun over unchanged archives shows
+/// `layers_compressed: 0`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ArchiveStats {
+    pub archives: u64,
+    pub layers_compressed: u64,
+    pub layers_decompressed: u64,
+    pub memo_hits: u64,
+}
+
+/// The cache as the archive reader's spool.
+struct StoreSpool<'a>(&'a Store);
+
+impl Spool for StoreSpool<'_> {
+    fn put(&self, reader: &mut dyn Read) -> std::io::Result<(Digest, u64)> {
+        self.0
+            .write_blob_from(reader)
+            .map_err(std::io::Error::other)
+    }
+
+    fn open(&self, digest: &Digest) -> std::io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(std::fs::File::open(self.0.blob_path(digest))?))
+    }
+}
+
+/// An image read from one archive file, named and checked, before its layers are ready.
+struct Pending<'a> {
+    entry: &'a ArchiveSource,
+    file: std::path::PathBuf,
+    image: FoundImage,
+    references: Vec<Reference>,
+    warnings: Vec<String>,
+    /// Per layer: how the archive holds it.
+    layer_kinds: Vec<Compression>,
+}
+
+/// Resolves every `[[archives]]` entry of `model`. Blocking (file I/O and compression): call it
+/// from `spawn_blocking`.
+pub fn resolve_archives(
+    model: &Model,
+    store: &Store,
+) -> (Vec<ResolvedImage>, ArchiveStats, Vec<ResolveError>) {
+    let spool = StoreSpool(store);
+    let mut errors = Vec::new();
+    let mut stats = ArchiveStats::default();
+    let mut pending: Vec<Pending<'_>> = Vec::new();
+    for entry in &model.archives {
+        let fail = |image: String, kind: ResolveErrorKind| ResolveError {
+            image,
+            origin: entry.origin.clone(),
+            kind: Box::new(kind),
+        };
+        let mut matched: BTreeSet<String> = BTreeSet::new();
+        for file in &entry.files {
+            stats.archives += 1;
+            let found = match archive::read(file, &spool) {
+                Ok(found) => found,
+                Err(e) => {
+                    errors.push(fail(
+                        file.display().to_string(),
+                        ResolveErrorKind::Archive(e),
+                    ));
+                    continue;
+                }
+            };
+            for image in found.images {
+                let label = image
+                    .names
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| image.config.digest.to_string());
+                let mut warnings = found.warnings.clone();
+                let references =
+                    match names(&image.names) {
+                        Ok((refs, skipped)) => {
+                            warnings.extend(skipped.into_iter().map(|n| {
+                                format!("{}: `{n}` names no tag; skipped", file.display())
+                            }));
+                            refs
+                        }
+                        Err(e) => {
+                            errors.push(fail(
+                                label,
+                                ResolveErrorKind::Archive(ArchiveError::Image {
+                                    archive: file.clone(),
+                                    image: e.0,
+                                    detail: e.1,
+                                }),
+                            ));
+                            continue;
+                        }
+                    };
+                let references: Vec<Reference> = match &entry.images {
+                    None => references,
+                    Some(wanted) => references
+                        .into_iter()
+                        .filter(|r| wanted.iter().any(|w| w.to_string() == r.to_string()))
+                        .collect(),
+                };
+                matched.extend(references.iter().map(|r| r.to_string()));
+                if references.is_empty() {
+                    continue;
+                }
+                let stated = &image.config_info.platform;
+                if let Some(claim) =
+                    platform_check::contradiction(file, entry.platform.as_ref(), stated)
+                {
+                    let kind = ResolveErrorKind::PlatformMismatch {
+                        archive: file.clone(),
+                        stated: stated.clone(),
+                        claim,
+                    };
+                    if entry.allow_platform_mismatch {
+                        warnings.push(format!("{}: {kind}", references[0]));
+                    } else {
+                        errors.push(fail(references[0].to_string(), kind));
+                        continue;
+                    }
+                }
+                let layer_kinds = match image
+                    .layers
+                    .iter()
+                    .map(|l| layers::sniff_blob(store, &l.blob.digest))
+                    .collect::<Result<Vec<_>, _>>()
+                {
+                    Ok(kinds) => kinds,
+                    Err(e) => {
+                        errors.push(fail(label, ResolveErrorKind::Store(e)));
+                        continue;
+                    }
+                };
+                pending.push(Pending {
+                    entry,
+                    file: file.clone(),
+                    image,
+                    references,
+                    warnings,
+                    layer_kinds,
+                });
+            }
+        }
+        if let Some(wanted) = &entry.images {
+            for w in wanted {
+                if !matched.contains(&w.to_string()) {
+                    errors.push(fail(
+                        w.to_string(),
+                        ResolveErrorKind::NotInArchives {
+                            pattern: entry.pattern.clone(),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+
+    // Layer work, in parallel: compress uncompressed layers of rebuilt manifests, and learn the
+    // diff_id of every compressed layer. Each distinct job runs once.
+    let counters = layers::Counters::default();
+    let mut compress_jobs: BTreeSet<(Digest, Compression)> = BTreeSet::new();
+    let mut diff_jobs: BTreeSet<Digest> = BTreeSet::new();
+    for p in &pending {
+        let keep = keeps_manifest(p);
+        for (layer, kind) in p.image.layers.iter().zip(&p.layer_kinds) {
+            if *kind != Compression::None {
+                diff_jobs.insert(layer.blob.digest.clone());
+            } else if !keep {
+                compress_jobs.insert((
+                    layer.blob.digest.clone(),
+                    compression_of(p.entry.compression),
+                ));
+            }
+        }
+    }
+    let compressed: BTreeMap<(Digest, Compression), Result<(Digest, u64), String>> = compress_jobs
+        .into_par_iter()
+        .map(|(diff, kind)| {
+            let made = layers::compressed(store, &diff, kind, &counters).map_err(|e| e.to_string());
+            ((diff, kind), made)
+        })
+        .collect();
+    let diff_ids: BTreeMap<Digest, Result<Digest, String>> = diff_jobs
+        .into_par_iter()
+        .map(|blob| {
+            let id = layers::diff_id_of(store, &blob, &counters).map_err(|e| e.to_string());
+            (blob, id)
+        })
+        .collect();
+    stats.layers_compressed = counters.compressed.load(Ordering::Relaxed);
+    stats.layers_decompressed = counters.decompressed.load(Ordering::Relaxed);
+    stats.memo_hits = counters.memo_hits.load(Ordering::Relaxed);
+
+    // Layout and bundle targets have no host; names are still checked as references.
+    let host = match &model.target {
+        Target::Registry { host, .. } => host.as_str(),
+        _ => "localhost",
+    };
+    let prefix = model.target.prefix();
+    let mut members = Vec::new();
+    for p in pending {
+        match assemble(&p, &compressed, &diff_ids, store) {
+            Ok((manifest, blobs)) => {
+                for reference in &p.references {
+                    let Some(tag) = reference.tag() else { continue };
+                    let repository = match prefix {
+                        Some(prefix) => format!("{prefix}/{}", reference.repository()),
+                        None => reference.repository().to_string(),
+                    };
+                    if let Err(e) = Reference::new(host, &repository, Some(tag), None) {
+                        errors.push(ResolveError {
+                            image: reference.to_string(),
+                            origin: p.entry.origin.clone(),
+                            kind: Box::new(ResolveErrorKind::Archive(ArchiveError::Image {
+                                archive: p.file.clone(),
+                                image: reference.to_string(),
+                                detail: format!("invalid target name: {e}"),
+                            })),
+                        });
+                        continue;
+                    }
+                    members.push(group::Member {
+                        reference: reference.clone(),
+                        target_repository: repository,
+                        tag: tag.to_string(),
+                        platform: p.image.config_info.platform.clone(),
+                        manifest: manifest.clone(),
+                        blobs: blobs.clone(),
+                        config: p.image.config.digest.clone(),
+                        archive: p.file.clone(),
+                        origin: p.entry.origin.clone(),
+                        index: p.entry.index,
+                        upstream_index: p.image.upstream_index.clone(),
+                        warnings: p.warnings.clone(),
+                    });
+                }
+            }
+            Err(kind) => errors.push(ResolveError {
+                image: p.references[0].to_string(),
+                origin: p.entry.origin.clone(),
+                kind: Box::new(kind),
+            }),
+        }
+    }
+    let (images, group_errors) = group::build(members, store);
+    errors.extend(group_errors);
+    (images, stats, errors)
+}
+
+fn compression_of(c: LayerCompression) -> Compression {
+    match c {
+        LayerCompression::Gzip => Compression::Gzip,
+        LayerCompression::Zstd => Compression::Zstd,
+        LayerCompression::None => Compression::None,
+    }
+}
+
+/// Whether the archive's own manifest is pushed as it is: it exists, and every layer it names
+/// is already compressed (Docker 25+ saves uncompressed layers; those are rebuilt so the same
+/// image gives the same digest whichever layout it came in).
+fn keeps_manifest(p: &Pending<'_>) -> bool {
+    p.image.manifest.is_some()
+        && !p.image.layers.is_empty()
+        && p.image.layers.iter().all(|l| l.descriptor.is_some())
+        && p.layer_kinds.iter().all(|k| *k != Compression::None)
+}
+
+/// Every name as a normalised reference with a tag; names with neither tag nor digest get
+/// `latest` (as docker does); digest-only names are returned as skipped.
+fn names(raw: &[String]) -> Result<(Vec<Reference>, Vec<String>), (String, String)> {
+    let mut out: Vec<Reference> = Vec::new();
+    let mut skipped = Vec::new();
+    for name in raw {
+        let parsed: Reference = name
+            .parse()
+            .map_err(|e| (name.clone(), format!("`{name}` is not an image name: {e}")))?;
+        let parsed = match (parsed.tag(), parsed.digest()) {
+            (Some(_), _) => parsed,
+            (None, Some(_)) => {
+                skipped.push(name.clone());
+                continue;
+            }
+            (None, None) => {
+                Reference::new(parsed.registry(), parsed.repository(), Some("latest"), None)
+                    .map_err(|e| (name.clone(), e.to_string()))?
+            }
+        };
+        if !out.iter().any(|r| r.to_string() == parsed.to_string()) {
+            out.push(parsed);
+        }
+    }
+    Ok((out, skipped))
+}
+
+/// The manifest to push for one image and the blobs it needs, layers checked against the
+/// config's diff_ids.
+fn assemble(
+    p: &Pending<'_>,
+    compressed: &BTreeMap<(Digest, Compression), Result<(Digest, u64), String>>,
+    diff_ids: &BTreeMap<Digest, Result<Digest, String>>,
+    store: &Store,
+) -> Result<(crate::oci::RawManifest, Vec<Descriptor>), ResolveErrorKind> {
+    let image_err = |detail: String| {
+        ResolveErrorKind::Archive(ArchiveError::Image {
+            archive: p.file.clone(),
+            image: p.references[0].to_string(),
+            detail,
+        })
+    };
+    let wanted = &p.image.config_info.diff_ids;
+    if wanted.len() != p.image.layers.len() {
+        return Err(image_err(format!(
+            "its config {} lists {} layer diff_ids, but the archive gives {} layers",
+            p.image.config.digest,
+            wanted.len(),
+            p.image.layers.len()
+        )));
+    }
+    let keep = keeps_manifest(p);
+    let target_kind = compression_of(p.entry.compression);
+    let mut layer_descs = Vec::new();
+    for (i, ((layer, kind), want)) in p
+        .image
+        .layers
+        .iter()
+        .zip(&p.layer_kinds)
+        .zip(wanted)
+        .enumerate()
+    {
+        let actual = if *kind == Compression::None {
+            layer.blob.digest.clone()
+        } else {
+            match diff_ids.get(&layer.blob.digest) {
+                Some(Ok(d)) => d.clone(),
+                Some(Err(e)) => return Err(image_err(format!("layer {}: {e}", i + 1))),
+                None => return Err(image_err(format!("layer {}: not examined", i + 1))),
+            }
+        };
+        if &actual != want {
+            return Err(image_err(format!(
+                "layer {} ({}) has diff_id {actual}, but the config says {want}",
+                i + 1,
+                layer.blob.digest
+            )));
+        }
+        if keep {
+            continue;
+        }
+        let (digest, size, media_type) = if *kind == Compression::None {
+            match compressed.get(&(layer.blob.digest.clone(), target_kind)) {
+                Some(Ok((d, s))) => (d.clone(), *s, target_kind.layer_media_type()),
+                Some(Err(e)) => return Err(image_err(format!("compressing layer {}: {e}", i + 1))),
+                None if target_kind == Compression::None => (
+                    layer.blob.digest.clone(),
+                    layer.blob.size,
+                    Compression::None.layer_media_type(),
+                ),
+                None => return Err(image_err(format!("layer {}: not compressed", i + 1))),
+            }
+        } else {
+            (
+                layer.blob.digest.clone(),
+                layer.blob.size,
+                kind.layer_media_type(),
+            )
+        };
+        layer_descs.push(descriptor(MediaType::parse(media_type), digest, size));
+    }
+    if keep {
+        if let Some(manifest) = &p.image.manifest {
+            let blobs = match manifest.view() {
+                Ok(ManifestView::Image(view)) => std::iter::once(view.config)
+                    .chain(
+                        view.layers
+                            .into_iter()
+                            .filter(|l| !l.is_non_distributable()),
+                    )
+                    .collect(),
+                _ => return Err(image_err("its manifest is not an image manifest".into())),
+            };
+            store
+                .put_manifest(manifest)
+                .map_err(ResolveErrorKind::Store)?;
+            return Ok((manifest.clone(), blobs));
+        }
+    }
+    let config = descriptor(
+        MediaType::parse(OCI_CONFIG),
+        p.image.config.digest.clone(),
+        p.image.config.size,
+    );
+    let manifest =
+        canonical::image_manifest(&config, &layer_descs).map_err(|e| image_err(e.to_string()))?;
+    store
+        .put_manifest(&manifest)
+        .map_err(ResolveErrorKind::Store)?;
+    let blobs = std::iter::once(config).chain(layer_descs).collect();
+    Ok((manifest, blobs))
+}
+
+fn descriptor(media_type: MediaType, digest: Digest, size: u64) -> Descriptor {
+    Descriptor {
+        media_type,
+        digest,
+        size,
+        platform: None,
+        annotations: BTreeMap::new(),
+        urls: Vec::new(),
+        artifact_type: None,
+    }
+}
