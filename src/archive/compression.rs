@@ -109,11 +109,13 @@ mod tests {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         let mut packed = Vec::new();
         compress(kind, &mut &data[..], &mut packed).expect("compress");
-        let (seen, mut reader) = decoder(&packed[..]).expect("decoder");
-        assert_eq!(seen, kind);
-        let mut back = Vec::new();
-        reader.read_to_end(&mut back).expect("decompress");
-        assert_eq!(back, data);
+        {
+            let (seen, mut reader) = decoder(&packed[..]).expect("decoder");
+            assert_eq!(seen, kind);
+            let mut back = Vec::new();
+            reader.read_to_end(&mut back).expect("decompress");
+            assert_eq!(back, data);
+        }
         (packed, data)
     }
 

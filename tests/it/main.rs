@@ -5,6 +5,7 @@
 mod support;
 
 mod apply;
+mod archives;
 mod bundle;
 mod commands;
 mod errors;

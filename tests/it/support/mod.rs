@@ -4,6 +4,7 @@
 //! Every test module uses a different slice of this API, so unused items are expected.
 #![allow(dead_code, reason = "shared by many test modules, each using a part")]
 
+pub mod archives;
 pub mod context;
 pub mod http;
 pub mod images;
