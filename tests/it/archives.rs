@@ -385,7 +385,7 @@ fn platform_contradictions_are_errors_unless_allowed() {
     let b = ArchImage::new(&["lab/x:1"], "linux/amd64", &["x-b"]);
     write_packed(
         &work.join("one-amd64.tar"),
-        &tar_of(&classic_entries(&[a.clone()])),
+        &tar_of(&classic_entries(std::slice::from_ref(&a))),
         Packing::Plain,
     );
     write_packed(
@@ -419,15 +419,15 @@ fn hostile_archives_are_refused_with_clear_errors() {
     let lab = Lab::new();
     let good = ArchImage::new(&["lab/ok:1"], "linux/amd64", &["ok"]);
     let with = |extra: Vec<Entry>| {
-        let mut entries = classic_entries(&[good.clone()]);
+        let mut entries = classic_entries(std::slice::from_ref(&good));
         entries.extend(extra);
         entries
     };
     let file = |n: &str, b: &[u8]| Entry::File(n.to_string(), b.to_vec());
-    let mut missing = classic_entries(&[good.clone()]);
+    let mut missing = classic_entries(std::slice::from_ref(&good));
     missing.retain(|e| !matches!(e, Entry::File(n, _) if n.ends_with("layer.tar")));
     let wrong_digest = {
-        let mut entries = docker25_entries(&[good.clone()]);
+        let mut entries = docker25_entries(std::slice::from_ref(&good));
         for e in &mut entries {
             if let Entry::File(name, body) = e {
                 if name.starts_with("blobs/") && body.len() > 1000 {

@@ -9,11 +9,12 @@
 //! group by target tag ([`group`]). Any error leaves the image out of the plan: nothing of a bad
 //! image is ever pushed.
 
+mod assemble;
 mod group;
 mod layers;
 mod platform_check;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::atomic::Ordering;
 
@@ -22,9 +23,7 @@ use rayon::prelude::*;
 use super::{ResolveError, ResolveErrorKind, ResolvedImage};
 use crate::archive::{self, ArchiveError, Compression, FoundImage, Spool};
 use crate::model::{ArchiveSource, LayerCompression, Model, Target};
-use crate::oci::canonical;
-use crate::oci::media_type::OCI_CONFIG;
-use crate::oci::{Descriptor, Digest, ManifestView, MediaType, Reference};
+use crate::oci::{Digest, Reference};
 use crate::store::Store;
 
 pub use platform_check::arch_in_file_name;
@@ -55,7 +54,7 @@ impl Spool for StoreSpool<'_> {
 }
 
 /// An image read from one archive file, named and checked, before its layers are ready.
-struct Pending<'a> {
+pub(super) struct Pending<'a> {
     entry: &'a ArchiveSource,
     file: std::path::PathBuf,
     image: FoundImage,
@@ -202,14 +201,14 @@ pub fn resolve_archives(
             }
         }
     }
-    let compressed: BTreeMap<(Digest, Compression), Result<(Digest, u64), String>> = compress_jobs
+    let compressed: assemble::Compressed = compress_jobs
         .into_par_iter()
         .map(|(diff, kind)| {
             let made = layers::compressed(store, &diff, kind, &counters).map_err(|e| e.to_string());
             ((diff, kind), made)
         })
         .collect();
-    let diff_ids: BTreeMap<Digest, Result<Digest, String>> = diff_jobs
+    let diff_ids: assemble::DiffIds = diff_jobs
         .into_par_iter()
         .map(|blob| {
             let id = layers::diff_id_of(store, &blob, &counters).map_err(|e| e.to_string());
@@ -228,7 +227,7 @@ pub fn resolve_archives(
     let prefix = model.target.prefix();
     let mut members = Vec::new();
     for p in pending {
-        match assemble(&p, &compressed, &diff_ids, store) {
+        match assemble::assemble(&p, &compressed, &diff_ids, store) {
             Ok((manifest, blobs)) => {
                 for reference in &p.references {
                     let Some(tag) = reference.tag() else { continue };
@@ -267,7 +266,7 @@ pub fn resolve_archives(
             Err(kind) => errors.push(ResolveError {
                 image: p.references[0].to_string(),
                 origin: p.entry.origin.clone(),
-                kind: Box::new(kind),
+                kind,
             }),
         }
     }
@@ -276,7 +275,7 @@ pub fn resolve_archives(
     (images, stats, errors)
 }
 
-fn compression_of(c: LayerCompression) -> Compression {
+pub(super) fn compression_of(c: LayerCompression) -> Compression {
     match c {
         LayerCompression::Gzip => Compression::Gzip,
         LayerCompression::Zstd => Compression::Zstd,
@@ -287,7 +286,7 @@ fn compression_of(c: LayerCompression) -> Compression {
 /// Whether the archive's own manifest is pushed as it is: it exists, and every layer it names
 /// is already compressed (Docker 25+ saves uncompressed layers; those are rebuilt so the same
 /// image gives the same digest whichever layout it came in).
-fn keeps_manifest(p: &Pending<'_>) -> bool {
+pub(super) fn keeps_manifest(p: &Pending<'_>) -> bool {
     p.image.manifest.is_some()
         && !p.image.layers.is_empty()
         && p.image.layers.iter().all(|l| l.descriptor.is_some())
@@ -319,122 +318,4 @@ fn names(raw: &[String]) -> Result<(Vec<Reference>, Vec<String>), (String, Strin
         }
     }
     Ok((out, skipped))
-}
-
-/// The manifest to push for one image and the blobs it needs, layers checked against the
-/// config's diff_ids.
-fn assemble(
-    p: &Pending<'_>,
-    compressed: &BTreeMap<(Digest, Compression), Result<(Digest, u64), String>>,
-    diff_ids: &BTreeMap<Digest, Result<Digest, String>>,
-    store: &Store,
-) -> Result<(crate::oci::RawManifest, Vec<Descriptor>), ResolveErrorKind> {
-    let image_err = |detail: String| {
-        ResolveErrorKind::Archive(ArchiveError::Image {
-            archive: p.file.clone(),
-            image: p.references[0].to_string(),
-            detail,
-        })
-    };
-    let wanted = &p.image.config_info.diff_ids;
-    if wanted.len() != p.image.layers.len() {
-        return Err(image_err(format!(
-            "its config {} lists {} layer diff_ids, but the archive gives {} layers",
-            p.image.config.digest,
-            wanted.len(),
-            p.image.layers.len()
-        )));
-    }
-    let keep = keeps_manifest(p);
-    let target_kind = compression_of(p.entry.compression);
-    let mut layer_descs = Vec::new();
-    for (i, ((layer, kind), want)) in p
-        .image
-        .layers
-        .iter()
-        .zip(&p.layer_kinds)
-        .zip(wanted)
-        .enumerate()
-    {
-        let actual = if *kind == Compression::None {
-            layer.blob.digest.clone()
-        } else {
-            match diff_ids.get(&layer.blob.digest) {
-                Some(Ok(d)) => d.clone(),
-                Some(Err(e)) => return Err(image_err(format!("layer {}: {e}", i + 1))),
-                None => return Err(image_err(format!("layer {}: not examined", i + 1))),
-            }
-        };
-        if &actual != want {
-            return Err(image_err(format!(
-                "layer {} ({}) has diff_id {actual}, but the config says {want}",
-                i + 1,
-                layer.blob.digest
-            )));
-        }
-        if keep {
-            continue;
-        }
-        let (digest, size, media_type) = if *kind == Compression::None {
-            match compressed.get(&(layer.blob.digest.clone(), target_kind)) {
-                Some(Ok((d, s))) => (d.clone(), *s, target_kind.layer_media_type()),
-                Some(Err(e)) => return Err(image_err(format!("compressing layer {}: {e}", i + 1))),
-                None if target_kind == Compression::None => (
-                    layer.blob.digest.clone(),
-                    layer.blob.size,
-                    Compression::None.layer_media_type(),
-                ),
-                None => return Err(image_err(format!("layer {}: not compressed", i + 1))),
-            }
-        } else {
-            (
-                layer.blob.digest.clone(),
-                layer.blob.size,
-                kind.layer_media_type(),
-            )
-        };
-        layer_descs.push(descriptor(MediaType::parse(media_type), digest, size));
-    }
-    if keep {
-        if let Some(manifest) = &p.image.manifest {
-            let blobs = match manifest.view() {
-                Ok(ManifestView::Image(view)) => std::iter::once(view.config)
-                    .chain(
-                        view.layers
-                            .into_iter()
-                            .filter(|l| !l.is_non_distributable()),
-                    )
-                    .collect(),
-                _ => return Err(image_err("its manifest is not an image manifest".into())),
-            };
-            store
-                .put_manifest(manifest)
-                .map_err(ResolveErrorKind::Store)?;
-            return Ok((manifest.clone(), blobs));
-        }
-    }
-    let config = descriptor(
-        MediaType::parse(OCI_CONFIG),
-        p.image.config.digest.clone(),
-        p.image.config.size,
-    );
-    let manifest =
-        canonical::image_manifest(&config, &layer_descs).map_err(|e| image_err(e.to_string()))?;
-    store
-        .put_manifest(&manifest)
-        .map_err(ResolveErrorKind::Store)?;
-    let blobs = std::iter::once(config).chain(layer_descs).collect();
-    Ok((manifest, blobs))
-}
-
-fn descriptor(media_type: MediaType, digest: Digest, size: u64) -> Descriptor {
-    Descriptor {
-        media_type,
-        digest,
-        size,
-        platform: None,
-        annotations: BTreeMap::new(),
-        urls: Vec::new(),
-        artifact_type: None,
-    }
 }
