@@ -7,6 +7,7 @@
 //! ```
 //!
 //! - [`oci`]: vocabulary shared by everything (digests, references, platforms, raw manifests).
+//! - [`environment`]: the process environment, read once by the CLI and passed down.
 //! - [`mirrorfile`]: TOML → [`model`], with spans kept so errors point at file:line.
 //! - [`registry`]: the distribution-API client (auth, manifests, blobs, uploads, mounts).
 //! - [`archive`]: docker-save / podman / OCI-layout tar archives, read without a daemon.
@@ -24,6 +25,7 @@
 pub mod archive;
 pub mod cli;
 pub mod endpoint;
+pub mod environment;
 pub mod execute;
 pub mod mirrorfile;
 pub mod model;

@@ -21,10 +21,6 @@ pub struct ApplyArgs {
     /// Transfers at once.
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
-
-    /// Retries for a failed request (network errors, 5xx, 429) before giving up.
-    #[arg(long, default_value_t = 5)]
-    pub retries: u32,
 }
 
 pub async fn run(
@@ -52,7 +48,7 @@ pub async fn run(
     let options = Options {
         jobs: usize::from(args.jobs),
         retry: RetryPolicy {
-            retries: args.retries,
+            retries: cli.retries,
             ..RetryPolicy::default()
         },
     };

@@ -23,6 +23,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::environment::Environment;
+use crate::execute::RetryPolicy;
 use crate::ops::{self, Session};
 
 /// Declarative, reproducible, incremental mirroring of multi-architecture container images.
@@ -42,6 +44,11 @@ pub struct Cli {
     /// Print nothing but results and errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Retries for a failed request (network errors, 5xx, 429, a body cut short) before giving
+    /// up, in every phase: resolving tags, probing the target, and transfers.
+    #[arg(long, global = true, default_value_t = 5)]
+    pub retries: u32,
 
     /// More log output on stderr (-v: info, -vv: debug, -vvv: trace); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -136,10 +143,9 @@ async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
 }
 
 /// The cache directory when the Mirrorfile names none.
-fn default_cache() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
-    ops::default_cache_dir(xdg.as_deref(), home.as_deref())
+fn default_cache(env: &Environment) -> PathBuf {
+    let xdg = env.path_var("XDG_CACHE_HOME");
+    ops::default_cache_dir(xdg.as_deref(), env.home().as_deref())
 }
 
 /// Loads the Mirrorfile and opens cache and clients.
@@ -150,7 +156,13 @@ async fn session(cli: &Cli) -> miette::Result<Session> {
             archive.allow_platform_mismatch = true;
         }
     }
-    Session::open(model, &default_cache())
+    // The environment is read here, once; credentials and config locations come from it.
+    let env = Environment::from_process();
+    let retry = RetryPolicy {
+        retries: cli.retries,
+        ..RetryPolicy::default()
+    };
+    Session::open(model, &default_cache(&env), env, retry)
         .await
         .map_err(diagnostics::ops)
 }

@@ -8,6 +8,8 @@
 pub mod bundle;
 pub mod layout;
 pub mod registry;
+pub mod retry;
+pub mod retrying;
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -42,9 +44,27 @@ pub enum EndpointError {
     Layout(#[from] layout::LayoutError),
     #[error("blob {digest} is larger than {limit} bytes, too large for an image config")]
     TooLarge { digest: Digest, limit: u64 },
+    /// Retries ran out; the last error is kept.
+    #[error("gave up after {attempts} attempts: {last}")]
+    GaveUp {
+        attempts: u32,
+        last: Box<EndpointError>,
+    },
 }
 
 impl EndpointError {
+    /// `error`, wrapped to say how many attempts were made when there was more than one.
+    pub fn gave_up(error: EndpointError, attempts: u32) -> EndpointError {
+        if attempts > 1 {
+            EndpointError::GaveUp {
+                attempts,
+                last: Box::new(error),
+            }
+        } else {
+            error
+        }
+    }
+
     /// Whether trying the same operation again may succeed (network trouble, 5xx, 429).
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -25,6 +25,9 @@ pub enum TaskError {
     NoSource(String),
     #[error("{0}")]
     Message(String),
+    /// Retries ran out; the last error is kept.
+    #[error("gave up after {attempts} attempts: {last}")]
+    GaveUp { attempts: u32, last: Box<TaskError> },
 }
 
 impl Retryable for TaskError {
@@ -36,6 +39,7 @@ impl Retryable for TaskError {
             TaskError::Ingest(IngestError::SizeMismatch {
                 expected, actual, ..
             }) => actual < expected,
+            TaskError::Ingest(IngestError::PartialChanged { .. }) => true,
             _ => false,
         }
     }
@@ -63,7 +67,18 @@ pub(super) async fn run(task: &Task, shared: &Shared) -> Result<(), TaskError> {
             error: error.to_string(),
         })
     };
-    let result = with_retries(shared.retry, || attempt(task, &name, shared), on_retry).await;
+    let result = with_retries(shared.retry, || attempt(task, &name, shared), on_retry)
+        .await
+        .map_err(|(last, attempts)| {
+            if attempts > 1 {
+                TaskError::GaveUp {
+                    attempts,
+                    last: Box::new(last),
+                }
+            } else {
+                last
+            }
+        });
     if result.is_ok() {
         shared.reporter.event(Event::Finished {
             task: name,
@@ -148,8 +163,8 @@ async fn attempt(task: &Task, name: &str, shared: &Shared) -> Result<(), TaskErr
     }
 }
 
-/// Downloads a blob into the cache, verified. Several tasks may want the same blob; the cache
-/// makes the second one a no-op.
+/// Downloads a blob into the cache, verified, resuming a partial download. Several tasks may want
+/// the same blob; the cache makes the second one a no-op.
 async fn fetch(
     shared: &Shared,
     name: &str,
@@ -164,12 +179,18 @@ async fn fetch(
         .sources
         .get(registry)
         .ok_or_else(|| TaskError::NoSource(registry.to_string()))?;
-    let (_, stream) = source.blob(repository, descriptor, 0).await?;
+    // Bytes an earlier attempt (or run) left in the cache's partial file are asked for no more:
+    // the source answers from that offset, or from 0 when it ignores the range.
+    // A kept prefix as long as the blob (or longer) cannot be resumed: start over.
+    let offset = Some(shared.store.partial_len(&descriptor.digest))
+        .filter(|&kept| kept < descriptor.size)
+        .unwrap_or(0);
+    let (resumed_from, stream) = source.blob(repository, descriptor, offset).await?;
     let progress = progress_of(name, shared);
     let stream = stream.inspect_ok(move |chunk| progress(chunk.len() as u64));
-    let bytes = shared
+    shared
         .store
-        .ingest(&descriptor.digest, Some(descriptor.size), stream)
+        .ingest_resumable(&descriptor.digest, descriptor.size, resumed_from, stream)
         .await?;
     shared
         .counters
@@ -178,6 +199,6 @@ async fn fetch(
     shared
         .counters
         .bytes_fetched
-        .fetch_add(bytes, Ordering::Relaxed);
+        .fetch_add(descriptor.size, Ordering::Relaxed);
     Ok(())
 }

@@ -6,8 +6,6 @@
 //! The only I/O is reading list files and checking that CA files exist: both are named by the
 //! Mirrorfile, and an error about them belongs at the line that names them.
 
-use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -20,8 +18,8 @@ use super::image_list;
 use super::naming::{normalise_host, parse_to, target_name, Rename};
 use super::schema::{self, ImageEntry, MirrorfileToml};
 use crate::model::{
-    ImageSource, IndexMode, LayerCompression, Model, Origin, PlatformSelection, RegistrySettings,
-    SourceLocation, Target, TlsMode,
+    ImageSource, IndexMode, LayerCompression, Model, Origin, PlatformSelection, SourceLocation,
+    Target,
 };
 use crate::oci::{Platform, Reference};
 
@@ -33,7 +31,7 @@ const PATH_HELP: &str = "use lowercase path components separated by `/` (letters
      `.`, `_`, `__`, `-` between them), e.g. `infra/pause`";
 const HOST_HELP: &str = "write a host name with a `.` or a `:port` (or `localhost`), \
      e.g. `registry.example.internal:5000`";
-const RELATIVE_HELP: &str = "the path is relative to the Mirrorfile's directory";
+pub(super) const RELATIVE_HELP: &str = "the path is relative to the Mirrorfile's directory";
 
 mod targets;
 
@@ -96,11 +94,11 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
     })
 }
 
-struct Lowerer {
+pub(super) struct Lowerer {
     /// The Mirrorfile.
-    file: Rc<SourceFile>,
+    pub(super) file: Rc<SourceFile>,
     /// Its directory, for relative paths.
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
 }
 
 /// Platform and index settings, from `[defaults]` or an entry.
@@ -118,54 +116,11 @@ struct TargetName<'a> {
 
 impl Lowerer {
     /// Validates a registry host and normalises Docker Hub's aliases to `docker.io`.
-    fn host(&self, host: &Spanned<String>) -> Result<String, MirrorfileError> {
+    pub(super) fn host(&self, host: &Spanned<String>) -> Result<String, MirrorfileError> {
         normalise_host(host.get_ref()).ok_or_else(|| {
             let msg = format!("`{}` is not a registry host", host.get_ref());
             self.file.invalid(host.span(), msg, "not a host", HOST_HELP)
         })
-    }
-
-    fn registries(
-        &self,
-        tables: &BTreeMap<Spanned<String>, schema::RegistryTable>,
-    ) -> Result<BTreeMap<String, RegistrySettings>, MirrorfileError> {
-        let mut out = BTreeMap::new();
-        let mut spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
-        // File order, not key order, so the first error reported is the first in the file.
-        let mut keys: Vec<_> = tables.iter().collect();
-        keys.sort_by_key(|(k, _)| k.span().start);
-        for (key, table) in keys {
-            let host = self.host(key)?;
-            if let Some(first) = spans.get(&host) {
-                let msg = format!("registry `{host}` is configured twice");
-                let help = "these names are the same registry; merge the two tables into one";
-                return Err(self
-                    .file
-                    .error(ErrorKind::Conflict, key.span(), msg, "second table")
-                    .with_label(first.clone(), "first table")
-                    .with_help(help));
-            }
-            spans.insert(host.clone(), key.span());
-            let tls = match table.tls.as_ref().map(|t| *t.get_ref()) {
-                None | Some(schema::Tls::Verify) => TlsMode::Verify,
-                Some(schema::Tls::SkipVerify) => TlsMode::SkipVerify,
-                Some(schema::Tls::Http) => TlsMode::Http,
-            };
-            let ca = match &table.ca {
-                Some(ca) => {
-                    let path = self.dir.join(ca.get_ref());
-                    if !path.is_file() {
-                        let msg = format!("CA file `{}` does not exist", path.display());
-                        let help = format!("{RELATIVE_HELP}; fix it or remove `ca`");
-                        return Err(self.file.invalid(ca.span(), msg, "no such file", help));
-                    }
-                    Some(path)
-                }
-                None => None,
-            };
-            out.insert(host, RegistrySettings { tls, ca });
-        }
-        Ok(out)
     }
 
     fn platforms(

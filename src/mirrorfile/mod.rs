@@ -12,6 +12,7 @@ mod error;
 mod image_list;
 mod lower;
 mod naming;
+mod registries;
 pub mod schema;
 mod starter;
 

@@ -73,6 +73,26 @@ pub struct RegistryTable {
     /// A PEM file of extra CA certificates, relative to the Mirrorfile's directory.
     #[schemars(with = "Option<String>")]
     pub ca: Option<Spanned<String>>,
+    /// A PEM client certificate for mutual TLS (with `key`), relative to the Mirrorfile.
+    pub cert: Option<Spanned<String>>,
+    /// The PEM private key of `cert`, relative to the Mirrorfile.
+    pub key: Option<Spanned<String>>,
+    /// The name of an environment variable holding the username (with `password_env`).
+    pub username_env: Option<Spanned<String>>,
+    /// The name of an environment variable holding the password or token.
+    pub password_env: Option<Spanned<String>>,
+    /// Where to look for credentials, in order: `docker-config`, `containers-auth`, `env`.
+    pub credentials: Option<Spanned<Vec<Spanned<CredentialPlace>>>>,
+    /// Requests in flight to this registry at most.
+    pub max_concurrency: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialPlace {
+    DockerConfig,
+    ContainersAuth,
+    Env,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]

@@ -230,14 +230,15 @@ fn registries_and_paths() {
         model.registry_settings("registry.example.internal:5000"),
         RegistrySettings {
             tls: TlsMode::Http,
-            ca: None
+            ..RegistrySettings::default()
         }
     );
     assert_eq!(
         model.registry_settings("docker.io"),
         RegistrySettings {
             tls: TlsMode::SkipVerify,
-            ca: Some(dir.path().join("certs/ca.pem"))
+            ca: Some(dir.path().join("certs/ca.pem")),
+            ..RegistrySettings::default()
         }
     );
     assert_eq!(model.cache_dir, Some(dir.path().join("cache")));

@@ -79,6 +79,56 @@ pub struct RegistrySettings {
     pub tls: TlsMode,
     /// A PEM file of extra CA certificates to trust for this host.
     pub ca: Option<PathBuf>,
+    /// A client certificate and its key (PEM files) for mutual TLS.
+    pub client_cert: Option<ClientCert>,
+    /// Environment variables holding a username and password for this host.
+    pub env_credentials: Option<EnvCredentials>,
+    /// Where to look for credentials, in order; `None` means [`CredentialKind::DEFAULT_ORDER`].
+    pub credential_order: Option<Vec<CredentialKind>>,
+    /// Requests in flight to this host at most; `None` means no limit beyond `--jobs`.
+    pub max_concurrency: Option<usize>,
+}
+
+impl RegistrySettings {
+    /// The credential places to try, in order.
+    pub fn credential_order(&self) -> &[CredentialKind] {
+        self.credential_order
+            .as_deref()
+            .unwrap_or(&CredentialKind::DEFAULT_ORDER)
+    }
+}
+
+/// `cert` and `key` of a `[registry."host"]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `username_env` and `password_env`: the *names* of variables, never their values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvCredentials {
+    pub username_var: String,
+    pub password_var: String,
+}
+
+/// A place credentials are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// Docker's `config.json` (`auths`, `credHelpers`, `credsStore`).
+    DockerConfig,
+    /// containers' `auth.json` (podman, skopeo, buildah).
+    ContainersAuth,
+    /// The variables named by `username_env` / `password_env`.
+    Env,
+}
+
+impl CredentialKind {
+    pub const DEFAULT_ORDER: [CredentialKind; 3] = [
+        CredentialKind::DockerConfig,
+        CredentialKind::ContainersAuth,
+        CredentialKind::Env,
+    ];
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -17,6 +17,7 @@ use crate::endpoint::registry::RegistryEndpoint;
 use crate::endpoint::{EndpointError, Source};
 use crate::model::RegistrySettings;
 use crate::oci::{Descriptor, Digest, ManifestView, Platform, RawManifest, Reference};
+use crate::environment::Environment;
 use crate::registry::{Client, CredentialStore, RegistryError};
 
 /// Image configs are read whole; refuse absurd ones.
@@ -142,9 +143,10 @@ struct ConfigJson {
 pub async fn registry_client(
     host: &str,
     settings: &RegistrySettings,
+    env: &Environment,
 ) -> Result<Client, InspectError> {
-    let credentials = CredentialStore::new();
-    let (creds, source) = credentials.lookup(host).await;
+    let credentials = CredentialStore::new(env.clone());
+    let (creds, source) = credentials.lookup(host, settings).await;
     Client::with_source(host, settings, creds, source).map_err(|source| InspectError::Client {
         host: host.to_string(),
         source,
@@ -155,12 +157,13 @@ pub async fn registry_client(
 pub async fn open(
     location: &Location,
     settings: impl Fn(&str) -> RegistrySettings,
+    env: &Environment,
 ) -> Result<(Arc<dyn Source>, String, Digest), InspectError> {
     let read = |what: String| move |source| InspectError::Read { what, source };
     match location {
         Location::Registry(reference) => {
             let host = reference.registry();
-            let client = registry_client(host, &settings(host)).await?;
+            let client = registry_client(host, &settings(host), env).await?;
             let source: Arc<dyn Source> = Arc::new(RegistryEndpoint::new(client));
             let digest = source
                 .resolve(reference)

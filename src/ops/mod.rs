@@ -13,8 +13,10 @@ use crate::archive::BundleWritten;
 use crate::endpoint::bundle::{BundleError, BundleSink};
 use crate::endpoint::layout::{LayoutError, LayoutSink};
 use crate::endpoint::registry::RegistryEndpoint;
+use crate::endpoint::retrying::RetryingSink;
 use crate::endpoint::{EndpointError, Sink};
-use crate::execute::{self, Options, Outcome, Reporter};
+use crate::environment::Environment;
+use crate::execute::{self, Options, Outcome, Reporter, RetryPolicy};
 use crate::model::{ImageSource, Model, Origin, Target};
 use crate::plan::{self, Plan, PlanError};
 use crate::registry::{Client, CredentialStore, RegistryError};
@@ -66,8 +68,12 @@ pub enum OpsError {
 pub struct Session {
     pub model: Model,
     pub store: Store,
+    /// Sources as the executor uses them (it retries whole tasks).
     pub sources: Sources,
     pub sink: Arc<dyn Sink>,
+    /// The same, with every read-only question retried: what resolve and plan use.
+    probing_sources: Sources,
+    probing_sink: Arc<dyn Sink>,
     /// The target as users read it (`registry 127.0.0.1:5000`, `bundle k3s.tar.zst`).
     pub target_name: String,
     /// What image names on the target start with (`127.0.0.1:5000/`, `oci:DIR:`).
@@ -93,13 +99,19 @@ impl Session {
     /// the cache, verified) and one client per registry (sources and target share a client when
     /// they are the same host, so they share connections and tokens). Bundle sources never
     /// touch the network.
-    pub async fn open(model: Model, default_cache: &Path) -> Result<Session, OpsError> {
+    /// Credentials are looked up in `env`; resolve and plan retry under `retry`.
+    pub async fn open(
+        model: Model,
+        default_cache: &Path,
+        env: Environment,
+        retry: RetryPolicy,
+    ) -> Result<Session, OpsError> {
         let cache_dir = model
             .cache_dir
             .clone()
             .unwrap_or_else(|| default_cache.to_path_buf());
         let store = Store::open(&cache_dir)?;
-        let credentials = CredentialStore::new();
+        let credentials = CredentialStore::new(env);
         let mut clients: BTreeMap<String, Client> = BTreeMap::new();
         let mut bundle = None;
         let (sink, target_name, target_base): (Arc<dyn Sink>, String, String) = match &model.target
@@ -140,7 +152,11 @@ impl Session {
         }
         let mut images = model.images.clone();
         bundles::open_all(&model, &store, &mut sources, &mut images).await?;
+        let probing_sources = sources.retrying(retry);
+        let probing_sink: Arc<dyn Sink> = Arc::new(RetryingSink::new(sink.clone(), retry));
         Ok(Session {
+            probing_sources,
+            probing_sink,
             target_name,
             target_base,
             model,
@@ -186,7 +202,7 @@ impl Session {
 
     /// Resolves every image (registries and archives) and plans against the target.
     pub async fn plan(&self) -> Result<Plan, OpsError> {
-        let results = resolve::resolve_all(&self.images, &self.sources, &self.store).await;
+        let results = resolve::resolve_all(&self.images, &self.probing_sources, &self.store).await;
         let mut resolved = Vec::with_capacity(results.len());
         let mut errors = Vec::new();
         for result in results {
@@ -201,7 +217,7 @@ impl Session {
             return Err(OpsError::Resolve(errors));
         }
         let mut plan =
-            plan::build(resolved, self.sink.as_ref(), &self.target_base, &self.store).await?;
+            plan::build(resolved, self.probing_sink.as_ref(), &self.target_base, &self.store).await?;
         plan.archives = stats;
         Ok(plan)
     }
@@ -277,7 +293,7 @@ async fn client_for(
     credentials: &CredentialStore,
 ) -> Result<Client, OpsError> {
     let settings = model.registry_settings(host);
-    let (creds, source) = credentials.lookup(host).await;
+    let (creds, source) = credentials.lookup(host, &settings).await;
     Client::with_source(host, &settings, creds, source).map_err(|source| OpsError::Client {
         host: host.to_string(),
         source,

@@ -138,7 +138,11 @@ impl Client {
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));
         }
-        let response = self.send(request, &[pull_scope(repo)], &op).await?;
+        // The permit lives as long as the body stream: a download is one request in flight.
+        let permit = self.permit().await;
+        let response = self
+            .send_unlimited(request, &[pull_scope(repo)], &op)
+            .await?;
         let resumed_from = match response.status() {
             StatusCode::PARTIAL_CONTENT => {
                 let start =
@@ -156,9 +160,10 @@ impl Client {
         };
         let content_length = response.content_length();
         let host = self.host().to_string();
-        let stream = response
-            .bytes_stream()
-            .map_err(move |e| RegistryError::from_reqwest(&host, &op, e));
+        let stream = response.bytes_stream().map_err(move |e| {
+            let _held = &permit;
+            RegistryError::from_reqwest(&host, &op, e)
+        });
         Ok(BlobResponse {
             resumed_from,
             content_length,
@@ -173,6 +178,9 @@ impl Client {
         digest: &Digest,
         from_repo: &str,
     ) -> Result<MountOutcome, RegistryError> {
+        if self.mount_refused() {
+            return Ok(MountOutcome::NotMounted);
+        }
         let op = format!("mount blob {digest} from {from_repo} into {repo}");
         let url = self
             .transport()
@@ -201,6 +209,10 @@ impl Client {
                 Ok(MountOutcome::NotMounted)
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
+                // The registry does not mount (or the token service would not grant both
+                // scopes in one token): upload instead, and stop asking this host.
+                tracing::debug!(host = self.host(), status = %response.status(), "cross-repository mount refused; uploading instead");
+                self.inner.mount_refused.store(true, Ordering::Relaxed);
                 Ok(MountOutcome::NotMounted)
             }
             _ => Err(self.fail(response, &op).await),

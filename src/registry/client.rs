@@ -6,9 +6,15 @@
 //! policy here: the executor asks [`RegistryError::is_retryable`]. The one exception is
 //! authentication: a 401 teaches us the host's challenge (or says a cached token went stale), and
 //! the request is sent once more with fresh authorization.
+//!
+//! `[registry."host"] max_concurrency` is a semaphore here, in the client, so every caller
+//! (resolve, plan probes, executor) shares the same budget for that host; a blob download holds
+//! its permit until its body has been read.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -39,6 +45,10 @@ pub(super) struct Inner {
     pub(super) auth: Authenticator,
     pub(super) single_put_max: AtomicU64,
     pub(super) chunk_size: AtomicU64,
+    /// Requests in flight at most (`max_concurrency`).
+    pub(super) limit: Option<Arc<Semaphore>>,
+    /// Set once the host refused a cross-repository mount (401/403/404): not asked again.
+    pub(super) mount_refused: AtomicBool,
 }
 
 impl Client {
@@ -65,6 +75,10 @@ impl Client {
                 auth: Authenticator::new(credentials, source),
                 single_put_max: AtomicU64::new(DEFAULT_SINGLE_PUT_MAX),
                 chunk_size: AtomicU64::new(DEFAULT_CHUNK_SIZE),
+                limit: settings
+                    .max_concurrency
+                    .map(|n| Arc::new(Semaphore::new(n.max(1)))),
+                mount_refused: AtomicBool::new(false),
             }),
         })
     }
@@ -93,9 +107,32 @@ impl Client {
         &self.inner.transport
     }
 
-    /// Sends with authorization for `scopes`; on a 401, learns the challenge (or drops the stale
-    /// token) and sends once more when the request can be replayed.
+    /// Whether this host refused a cross-repository mount earlier in the run.
+    pub fn mount_refused(&self) -> bool {
+        self.inner.mount_refused.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a slot under the host's `max_concurrency` (none when unlimited).
+    pub(super) async fn permit(&self) -> Option<OwnedSemaphorePermit> {
+        let limit = self.inner.limit.clone()?;
+        // The semaphore is never closed, so acquiring cannot fail.
+        limit.acquire_owned().await.ok()
+    }
+
+    /// [`Client::send_unlimited`] within the host's concurrency limit.
     pub(super) async fn send(
+        &self,
+        request: RequestBuilder,
+        scopes: &[String],
+        op: &str,
+    ) -> Result<Response, RegistryError> {
+        let _permit = self.permit().await;
+        self.send_unlimited(request, scopes, op).await
+    }
+
+    /// Sends with authorization for `scopes`; on a 401, learns the challenge (or drops the stale
+    /// token) and sends once more when the request can be replayed. The caller holds a permit.
+    pub(super) async fn send_unlimited(
         &self,
         request: RequestBuilder,
         scopes: &[String],

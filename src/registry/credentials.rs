@@ -1,22 +1,23 @@
 //! Credentials for one registry host, found where users already keep them, never printed.
 //!
-//! Lookup goes through the `docker_credential` crate, which reads `$DOCKER_CONFIG/config.json`
-//! (or `~/.docker/config.json`) with its `auths`, `credHelpers` and `credsStore`. It is
-//! synchronous and may run a `docker-credential-*` helper process, so it runs on the blocking pool,
-//! once per host, and the answer is cached. A missing config or entry means anonymous access,
-//! which is what most pulls need, so it is not an error.
+//! The places, tried in order (`[registry."host"] credentials = [...]` may change it): Docker's
+//! `config.json` (with its credential helpers), containers' `auth.json`, and the environment
+//! variables named by `username_env` / `password_env`. Files and variables come from the
+//! [`Environment`] snapshot the CLI passes down, never from `std::env`. Helpers are processes,
+//! so the lookup runs on the blocking pool, once per host, and the answer is cached. Nothing
+//! found means anonymous access, which is what most pulls need, so it is not an error.
 //!
-//! `Debug` is written by hand so a secret cannot reach a log line through `{:?}`; errors name the
-//! credential *source* ([`CredentialSource`]) instead.
+//! `Debug` is written by hand so a secret cannot reach a log line through `{:?}`; errors name
+//! the credential *source* ([`CredentialSource`]: a file and key, a helper, variable names).
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::oci::reference::DOCKER_HUB;
-
-/// The key Docker itself uses for Docker Hub in `config.json` and credential helpers.
-const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
+use super::auth_file::{AuthFile, Found};
+use crate::environment::Environment;
+use crate::model::{CredentialKind, RegistrySettings};
 
 /// What to authenticate with.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -58,13 +59,25 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Where credentials came from, for error messages ("denied with docker config.json credentials").
+/// Where credentials came from, for error messages ("denied using docker-credential-pass").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialSource {
+    /// No credentials were looked for.
     Anonymous,
-    /// Docker's config.json (possibly through a credential helper).
-    DockerConfig,
-    /// Given by the caller (command line, environment, tests).
+    /// None were found; each note says where we looked and why it had none.
+    NotFound(Vec<String>),
+    /// An `auths` entry of Docker's config.json.
+    DockerConfig { file: PathBuf, key: String },
+    /// An `auths` entry of containers' auth.json.
+    ContainersAuth { file: PathBuf, key: String },
+    /// A `docker-credential-*` helper named in one of those files.
+    Helper { helper: String, file: PathBuf },
+    /// The variables named by `username_env` / `password_env`.
+    Env {
+        username_var: String,
+        password_var: String,
+    },
+    /// Given by the caller (tests, library users).
     Explicit(String),
 }
 
@@ -74,92 +87,191 @@ impl CredentialSource {
         if credentials.is_anonymous() {
             CredentialSource::Anonymous
         } else {
-            CredentialSource::Explicit("explicitly provided".to_string())
+            CredentialSource::Explicit("explicitly provided credentials".to_string())
         }
+    }
+
+    /// Whether credentials were actually sent.
+    pub fn has_credentials(&self) -> bool {
+        !matches!(
+            self,
+            CredentialSource::Anonymous | CredentialSource::NotFound(_)
+        )
     }
 }
 
 impl fmt::Display for CredentialSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CredentialSource::Anonymous => f.write_str("anonymous"),
-            CredentialSource::DockerConfig => {
-                f.write_str("docker config.json (~/.docker/config.json or $DOCKER_CONFIG)")
+            CredentialSource::Anonymous => f.write_str("no credentials"),
+            CredentialSource::NotFound(notes) if notes.is_empty() => {
+                f.write_str("no credentials (none configured)")
             }
+            CredentialSource::NotFound(notes) => {
+                write!(f, "no credentials (looked in {})", notes.join("; "))
+            }
+            CredentialSource::DockerConfig { file, key } => write!(
+                f,
+                "credentials from docker config {} (auths entry `{key}`)",
+                file.display()
+            ),
+            CredentialSource::ContainersAuth { file, key } => write!(
+                f,
+                "credentials from containers auth file {} (auths entry `{key}`)",
+                file.display()
+            ),
+            CredentialSource::Helper { helper, file } => write!(
+                f,
+                "credentials from credential helper {helper} (named in {})",
+                file.display()
+            ),
+            CredentialSource::Env {
+                username_var,
+                password_var,
+            } => write!(
+                f,
+                "credentials from environment variables {username_var} and {password_var}"
+            ),
             CredentialSource::Explicit(label) => f.write_str(label),
         }
     }
 }
 
-/// The keys under which `config.json` may hold a host's credentials, most specific first.
-pub fn config_keys(host: &str) -> Vec<String> {
-    let hub = [DOCKER_HUB, "index.docker.io", "registry-1.docker.io"];
-    if hub.contains(&host) {
-        vec![
-            DOCKER_HUB_CONFIG_KEY.to_string(),
-            DOCKER_HUB.to_string(),
-            "index.docker.io".to_string(),
-        ]
-    } else {
-        vec![host.to_string(), format!("https://{host}")]
+/// Looks `host` up in the places `settings` names, in order (blocking: helpers are processes).
+pub fn lookup_blocking(
+    host: &str,
+    settings: &RegistrySettings,
+    env: &Environment,
+) -> (Credentials, CredentialSource) {
+    let mut notes = Vec::new();
+    for kind in settings.credential_order() {
+        let found = match kind {
+            CredentialKind::DockerConfig => match env.docker_config_file() {
+                Some(file) => from_file(host, &file, env, true, &mut notes),
+                None => {
+                    notes.push("docker config (neither DOCKER_CONFIG nor HOME is set)".into());
+                    None
+                }
+            },
+            CredentialKind::ContainersAuth => env
+                .containers_auth_files()
+                .iter()
+                .find_map(|file| from_file(host, file, env, false, &mut notes)),
+            CredentialKind::Env => from_env(settings, env, &mut notes),
+        };
+        if let Some(found) = found {
+            return found;
+        }
+    }
+    (Credentials::Anonymous, CredentialSource::NotFound(notes))
+}
+
+fn from_file(
+    host: &str,
+    file: &Path,
+    env: &Environment,
+    docker: bool,
+    notes: &mut Vec<String>,
+) -> Option<(Credentials, CredentialSource)> {
+    let bytes = match std::fs::read(file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            notes.push(format!("{}: no such file", file.display()));
+            return None;
+        }
+        Err(e) => {
+            notes.push(format!("{}: unreadable ({e})", file.display()));
+            return None;
+        }
+    };
+    let parsed = match AuthFile::parse(&bytes) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            // serde_json's message names a line and column, never the content.
+            tracing::warn!(file = %file.display(), "not a valid auth file: {e}");
+            notes.push(format!("{}: not valid JSON ({e})", file.display()));
+            return None;
+        }
+    };
+    match parsed.lookup(host, env, file) {
+        Found::Entry { key, credentials } => {
+            let file = file.to_path_buf();
+            let source = if docker {
+                CredentialSource::DockerConfig { file, key }
+            } else {
+                CredentialSource::ContainersAuth { file, key }
+            };
+            Some((credentials, source))
+        }
+        Found::Helper {
+            helper,
+            credentials,
+        } => Some((
+            credentials,
+            CredentialSource::Helper {
+                helper,
+                file: file.to_path_buf(),
+            },
+        )),
+        Found::Nothing(note) => {
+            notes.push(note);
+            None
+        }
     }
 }
 
-fn convert(credential: docker_credential::DockerCredential) -> Credentials {
-    match credential {
-        docker_credential::DockerCredential::IdentityToken(token) => {
-            Credentials::IdentityToken(token)
-        }
-        // Some helpers return an identity token as the password of the user `<token>`.
-        docker_credential::DockerCredential::UsernamePassword(user, password)
-            if user == "<token>" =>
-        {
-            Credentials::IdentityToken(password)
-        }
-        docker_credential::DockerCredential::UsernamePassword(username, password) => {
-            Credentials::Basic { username, password }
-        }
-    }
-}
-
-/// Looks `host` up in a config.json given as bytes (no helpers are run for `auths` entries).
-pub fn from_config_json(json: &[u8], host: &str) -> Credentials {
-    config_keys(host)
-        .iter()
-        .find_map(|key| docker_credential::get_credential_from_reader(json, key).ok())
-        .map(convert)
-        .unwrap_or_default()
-}
-
-/// Blocking lookup in the user's Docker config; anonymous when nothing is configured.
-fn lookup_blocking(host: &str) -> (Credentials, CredentialSource) {
-    for key in config_keys(host) {
-        match docker_credential::get_credential(&key) {
-            Ok(credential) => return (convert(credential), CredentialSource::DockerConfig),
-            Err(err) => tracing::debug!(host, key, error = %err, "no docker credential"),
+fn from_env(
+    settings: &RegistrySettings,
+    env: &Environment,
+    notes: &mut Vec<String>,
+) -> Option<(Credentials, CredentialSource)> {
+    let names = settings.env_credentials.as_ref()?;
+    let user = env.var(&names.username_var).filter(|v| !v.is_empty());
+    let password = env.var(&names.password_var).filter(|v| !v.is_empty());
+    match (user, password) {
+        (Some(user), Some(password)) => Some((
+            Credentials::basic(user, password),
+            CredentialSource::Env {
+                username_var: names.username_var.clone(),
+                password_var: names.password_var.clone(),
+            },
+        )),
+        _ => {
+            notes.push(format!(
+                "environment variables {} and {} (not both set)",
+                names.username_var, names.password_var
+            ));
+            None
         }
     }
-    (Credentials::Anonymous, CredentialSource::Anonymous)
 }
 
 /// Per-host cache of credential lookups, shared by every client of one run.
 #[derive(Default)]
 pub struct CredentialStore {
+    env: Environment,
     cache: Mutex<HashMap<String, (Credentials, CredentialSource)>>,
 }
 
 impl CredentialStore {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(env: Environment) -> Self {
+        CredentialStore {
+            env,
+            cache: Mutex::default(),
+        }
     }
 
-    /// Credentials for `host` from Docker's config, looked up once per host.
-    pub async fn lookup(&self, host: &str) -> (Credentials, CredentialSource) {
+    /// Credentials for `host`, looked up once per host.
+    pub async fn lookup(
+        &self,
+        host: &str,
+        settings: &RegistrySettings,
+    ) -> (Credentials, CredentialSource) {
         if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(host).cloned()) {
             return hit;
         }
-        let owned = host.to_string();
-        let found = tokio::task::spawn_blocking(move || lookup_blocking(&owned))
+        let (owned, settings, env) = (host.to_string(), settings.clone(), self.env.clone());
+        let found = tokio::task::spawn_blocking(move || lookup_blocking(&owned, &settings, &env))
             .await
             .unwrap_or((Credentials::Anonymous, CredentialSource::Anonymous));
         if let Ok(mut cache) = self.cache.lock() {
@@ -186,37 +298,45 @@ mod tests {
     }
 
     #[test]
-    fn reads_auths_from_config_json() {
+    fn order_and_sources() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let docker = dir.path().join("docker");
+        std::fs::create_dir_all(&docker).expect("mkdir");
         // base64("bob:pw")
-        let json = br#"{"auths":{"https://index.docker.io/v1/":{"auth":"Ym9iOnB3"},"127.0.0.1:5000":{"auth":"Ym9iOnB3"}}}"#;
-        assert_eq!(
-            from_config_json(json, "docker.io"),
-            Credentials::basic("bob", "pw")
-        );
-        assert_eq!(
-            from_config_json(json, "127.0.0.1:5000"),
-            Credentials::basic("bob", "pw")
-        );
-        assert_eq!(from_config_json(json, "ghcr.io"), Credentials::Anonymous);
-        let token = br#"{"auths":{"quay.io":{"identitytoken":"rt"}}}"#;
-        assert_eq!(
-            from_config_json(token, "quay.io"),
-            Credentials::IdentityToken("rt".into())
-        );
-        assert_eq!(
-            from_config_json(b"not json", "quay.io"),
-            Credentials::Anonymous
-        );
-    }
-
-    #[test]
-    fn source_labels() {
-        assert_eq!(
-            CredentialSource::default_for(&Credentials::Anonymous).to_string(),
-            "anonymous"
-        );
-        assert!(CredentialSource::DockerConfig
-            .to_string()
-            .contains("config.json"));
+        std::fs::write(
+            docker.join("config.json"),
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"Ym9iOnB3"}}}"#,
+        )
+        .expect("write");
+        let auth = dir.path().join("auth.json");
+        std::fs::write(&auth, r#"{"auths":{"r.example":{"auth":"Ym9iOnB3"}}}"#).expect("write");
+        let env = Environment::from_pairs([
+            ("DOCKER_CONFIG", docker.as_os_str()),
+            ("REGISTRY_AUTH_FILE", auth.as_os_str()),
+            ("U", "envuser".as_ref()),
+            ("P", "envpass".as_ref()),
+        ]);
+        let mut settings = RegistrySettings::default();
+        let (creds, source) = lookup_blocking("docker.io", &settings, &env);
+        assert_eq!(creds, Credentials::basic("bob", "pw"));
+        assert!(matches!(source, CredentialSource::DockerConfig { ref key, .. } if key == "https://index.docker.io/v1/"));
+        let (_, source) = lookup_blocking("r.example", &settings, &env);
+        assert!(matches!(source, CredentialSource::ContainersAuth { .. }));
+        let (creds, source) = lookup_blocking("other.example", &settings, &env);
+        assert_eq!(creds, Credentials::Anonymous);
+        let text = source.to_string();
+        assert!(text.contains("config.json") && text.contains("auth.json"), "{text}");
+        settings.env_credentials = Some(crate::model::EnvCredentials {
+            username_var: "U".into(),
+            password_var: "P".into(),
+        });
+        let (creds, source) = lookup_blocking("other.example", &settings, &env);
+        assert_eq!(creds, Credentials::basic("envuser", "envpass"));
+        assert_eq!(source.to_string(), "credentials from environment variables U and P");
+        // The Mirrorfile may put the environment first.
+        settings.credential_order = Some(vec![CredentialKind::Env, CredentialKind::DockerConfig]);
+        let (creds, _) = lookup_blocking("docker.io", &settings, &env);
+        assert_eq!(creds, Credentials::basic("envuser", "envpass"));
+        assert!(!format!("{source:?} {source}").contains("envpass"));
     }
 }

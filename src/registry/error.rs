@@ -136,7 +136,8 @@ pub enum RegistryError {
     #[error(
         "{host}: {operation}: TLS handshake failed: {message}; if {host} uses a private CA, set \
          `ca = \"/path/to/ca.pem\"` under `[registry.\"{host}\"]`, or `tls = \"skip-verify\"` to \
-         skip verification (`tls = \"http\"` if it only speaks plain HTTP)"
+         skip verification (`tls = \"http\"` if it only speaks plain HTTP; `cert` and `key` if it \
+         asks for a client certificate)"
     )]
     Tls {
         host: String,
@@ -145,8 +146,8 @@ pub enum RegistryError {
     },
     /// 401/403 after authenticating with whatever credentials we had.
     #[error(
-        "{host}: {operation}: access denied (HTTP {status}) with {source_label} credentials{body}; \
-         log in with `docker login {host}` (or check that the account may access this repository)"
+        "{host}: {operation}: access denied (HTTP {status}) using {source_label}{body}; {}",
+        unauthorized_help(host, source_label)
     )]
     Unauthorized {
         host: String,
@@ -183,6 +184,21 @@ pub enum RegistryError {
         operation: String,
         message: String,
     },
+}
+
+/// What to do about a 401/403, depending on whether credentials were sent.
+fn unauthorized_help(host: &str, source: &CredentialSource) -> String {
+    if source.has_credentials() {
+        format!(
+            "check those credentials (run `docker login {host}` again) and that the account may \
+             access this repository"
+        )
+    } else {
+        format!(
+            "log in with `docker login {host}` (or `podman login {host}`), or name variables \
+             holding them with `username_env` and `password_env` under `[registry.\"{host}\"]`"
+        )
+    }
 }
 
 fn status_hint(status: u16) -> &'static str {

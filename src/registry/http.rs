@@ -1,7 +1,7 @@
 //! The HTTP layer under the registry client: one reqwest client per registry host.
 //!
 //! TLS is decided per host from the Mirrorfile's `[registry."HOST"]` settings (verified HTTPS,
-//! HTTPS with an extra CA bundle, unverified HTTPS, or plain HTTP), so a private registry's
+//! HTTPS with an extra CA bundle, unverified HTTPS, or plain HTTP; a client certificate for mutual TLS), so a private registry's
 //! self-signed certificate never weakens verification for Docker Hub. Every request goes through
 //! [`Transport::send`], which counts it: the CLI reports request counts so users can see that a
 //! rerun costs almost nothing. reqwest's redirect policy strips `Authorization` when a redirect
@@ -81,6 +81,28 @@ impl Transport {
             }
             builder = builder.tls_certs_merge(certs);
         }
+        if let Some(pair) = &settings.client_cert {
+            let mut pem = std::fs::read(&pair.cert).map_err(|e| {
+                config_error(format!(
+                    "cannot read client certificate {}: {e}",
+                    pair.cert.display()
+                ))
+            })?;
+            pem.push(b'\n');
+            let key = std::fs::read(&pair.key).map_err(|e| {
+                config_error(format!("cannot read client key {}: {e}", pair.key.display()))
+            })?;
+            pem.extend_from_slice(&key);
+            // reqwest's error names the problem (no key, bad PEM), never the key material.
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                config_error(format!(
+                    "client certificate {} with key {} is not usable: {e}",
+                    pair.cert.display(),
+                    pair.key.display()
+                ))
+            })?;
+            builder = builder.identity(identity);
+        }
         let client = builder
             .build()
             .map_err(|e| config_error(format!("cannot build HTTP client: {e}")))?;
@@ -140,15 +162,15 @@ mod tests {
     fn base_urls() {
         let http = RegistrySettings {
             tls: TlsMode::Http,
-            ca: None,
+            ..RegistrySettings::default()
         };
         let t = Transport::new("127.0.0.1:5000", &http).unwrap();
         assert_eq!(t.url("/v2/").unwrap().as_str(), "http://127.0.0.1:5000/v2/");
         let hub = Transport::new("docker.io", &RegistrySettings::default()).unwrap();
         assert_eq!(hub.base().as_str(), "https://registry-1.docker.io/");
         let missing_ca = RegistrySettings {
-            tls: TlsMode::Verify,
             ca: Some("/nonexistent/ca.pem".into()),
+            ..RegistrySettings::default()
         };
         let err = Transport::new("r.example", &missing_ca)
             .unwrap_err()

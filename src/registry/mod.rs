@@ -5,7 +5,8 @@
 //! - [`blobs`]: blob head/get (streamed, resumable), cross-repository mounts, streamed uploads.
 //! - [`challenge`]: `WWW-Authenticate` parsing that never panics on hostile headers.
 //! - [`auth`]: bearer token exchange and the token cache per scope set.
-//! - [`credentials`]: credentials from Docker's config.json and helpers, with redacted `Debug`.
+//! - [`credentials`]: where credentials come from (in order), with redacted `Debug`.
+//! - [`auth_file`]: Docker's config.json / containers' auth.json and credential helpers.
 //! - [`http`]: reqwest setup per host (custom CA, skip-verify, plain HTTP), request counting.
 //! - [`error`]: [`RegistryError`] with the host, operation, status and OCI error codes, and
 //!   [`RegistryError::is_retryable`] for the executor.
@@ -14,6 +15,7 @@
 //! There is no retry policy here: callers decide, using the error's verdict.
 
 pub mod auth;
+pub mod auth_file;
 pub mod blobs;
 pub mod challenge;
 pub mod client;

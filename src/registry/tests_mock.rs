@@ -19,7 +19,7 @@ fn client(host: &str, credentials: Credentials) -> Client {
     install_crypto_provider();
     let settings = RegistrySettings {
         tls: TlsMode::Http,
-        ca: None,
+        ..RegistrySettings::default()
     };
     Client::new(host, &settings, credentials).unwrap()
 }

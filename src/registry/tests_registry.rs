@@ -14,7 +14,7 @@ use super::{install_crypto_provider, Client, Credentials, MountOutcome, Registry
 fn http() -> RegistrySettings {
     RegistrySettings {
         tls: TlsMode::Http,
-        ca: None,
+        ..RegistrySettings::default()
     }
 }
 

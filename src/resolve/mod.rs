@@ -43,6 +43,22 @@ impl Sources {
         self.by_registry.get(registry)
     }
 
+    /// The same sources with every read-only question retried under `policy` (for the resolve
+    /// and plan phases; the executor retries whole tasks instead).
+    pub fn retrying(&self, policy: crate::endpoint::retry::RetryPolicy) -> Sources {
+        let by_registry = self
+            .by_registry
+            .iter()
+            .map(|(registry, source)| {
+                let wrapped: Arc<dyn Source> = Arc::new(
+                    crate::endpoint::retrying::RetryingSource::new(source.clone(), policy),
+                );
+                (registry.clone(), wrapped)
+            })
+            .collect();
+        Sources { by_registry }
+    }
+
     /// Requests made by all sources so far.
     pub fn requests(&self) -> u64 {
         self.by_registry.values().map(|s| s.requests()).sum()

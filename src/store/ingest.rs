@@ -34,6 +34,8 @@ pub enum IngestError<E: std::error::Error + 'static> {
         expected: u64,
         actual: u64,
     },
+    #[error("{digest}: the partially downloaded file changed under us (another mirror process?)")]
+    PartialChanged { digest: Digest },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -5,11 +5,13 @@
 //! to a temp file inside `<root>/tmp` (same filesystem, so the final rename is atomic), hashed while
 //! they stream, fsynced, and renamed only when the digest and size match. Two `mirror` processes
 //! can share a cache: temp names are unique, and two renames of the same verified content to the
-//! same name leave the same bytes whichever wins.
+//! same name leave the same bytes whichever wins. Unfinished downloads wait in `<root>/partial`
+//! (see `partial`) until they are complete and verified.
 
 mod ingest;
 mod local;
 mod memo;
+mod partial;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -6,10 +6,12 @@ mod support;
 
 mod apply;
 mod archives;
+mod auth;
 mod bundle;
 mod commands;
 mod errors;
 mod examples;
+mod faults;
 mod harness;
 mod inspect;
 mod plan;

@@ -1,7 +1,8 @@
 //! A real CNCF distribution registry (`/usr/bin/docker-registry`, Debian 2.8.2) on 127.0.0.1.
 //!
 //! Each [`Registry`] has its own temp directory holding the config, the storage root and the
-//! registry's log, listens on a free port, and is killed when dropped.
+//! registry's log, listens on a free port, and is killed when dropped. [`Options`] turn on TLS
+//! (with a test CA), mutual TLS, htpasswd or token authentication.
 
 use std::fs;
 use std::net::TcpListener;
@@ -24,18 +25,86 @@ pub struct Registry {
     dir: TempDir,
     port: u16,
     child: Option<Child>,
+    options: Options,
+}
+
+/// How a registry is configured beyond the defaults (plain HTTP, no auth).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Serve HTTPS with this certificate and key (PEM).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// With `tls`: require client certificates signed by this CA.
+    pub client_ca: Option<PathBuf>,
+    /// htpasswd authentication for this user and password (bcrypt, made with `htpasswd -B`).
+    pub htpasswd: Option<(String, String)>,
+    /// Token authentication.
+    pub token: Option<TokenAuth>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// PEM certificate whose key signs the tokens.
+    pub rootcertbundle: PathBuf,
 }
 
 impl Registry {
     /// Starts a registry on a free port with empty storage and waits until `/v2/` answers.
     pub fn start() -> Registry {
+        Registry::start_with(Options::default())
+    }
+
+    /// Starts a registry configured by `options`.
+    pub fn start_with(options: Options) -> Registry {
         assert!(
             Path::new(BINARY).exists(),
             "{BINARY} not found: install docker-registry (apt-get install docker-registry)"
         );
         let mut registry = Registry::unstarted();
+        registry.options = options;
         registry.launch_on_free_port();
         registry
+    }
+
+    /// The tag's digest as stored on disk (`_manifests/tags/TAG/current/link`): an independent
+    /// check that needs neither TLS nor credentials.
+    pub fn tag_on_disk(&self, repo: &str, tag: &str) -> Option<String> {
+        let link = self
+            .repo_dir(repo)
+            .join("_manifests/tags")
+            .join(tag)
+            .join("current/link");
+        fs::read_to_string(link).ok()
+    }
+
+    /// Whether `repo` links layer (blob) `digest` on disk.
+    pub fn blob_linked_on_disk(&self, repo: &str, digest: &str) -> bool {
+        let hex = digest.trim_start_matches("sha256:");
+        self.repo_dir(repo)
+            .join("_layers/sha256")
+            .join(hex)
+            .join("link")
+            .is_file()
+    }
+
+    /// The bytes of blob `digest` in the registry's storage.
+    pub fn blob_data_on_disk(&self, digest: &str) -> Option<Vec<u8>> {
+        let hex = digest.trim_start_matches("sha256:");
+        let path = self
+            .storage()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data");
+        fs::read(path).ok()
+    }
+
+    fn repo_dir(&self, repo: &str) -> PathBuf {
+        self.storage()
+            .join("docker/registry/v2/repositories")
+            .join(repo)
     }
 
     /// A unique name for this instance (its temp dir name).
@@ -121,6 +190,7 @@ impl Registry {
             dir,
             port: 0,
             child: None,
+            options: Options::default(),
         }
     }
 
@@ -140,7 +210,8 @@ impl Registry {
     fn launch(&mut self, port: u16) -> Result<(), String> {
         self.port = port;
         let config = self.dir.path().join("config.yml");
-        let yaml = config_yaml(port, &self.storage(), &self.id());
+        let mut yaml = config_yaml(port, &self.storage(), &self.id());
+        yaml.push_str(&self.extra_config());
         fs::write(&config, yaml).expect("write registry config");
         let log = fs::OpenOptions::new()
             .create(true)
@@ -173,7 +244,14 @@ impl Registry {
             if let Ok(resp) = http::request(&self.host(), "GET", "/v2/", None) {
                 // Our own process answers, not another registry that won the port race.
                 let is_ours = resp.header(ID_HEADER) == Some(self.id().as_str());
-                if resp.status == 200 && is_ours {
+                if matches!(resp.status, 200 | 401) && is_ours {
+                    return Ok(());
+                }
+                // Go's TLS listener answers plain HTTP with this 400 (no custom headers).
+                if self.options.tls.is_some()
+                    && resp.status == 400
+                    && resp.text().contains("HTTPS server")
+                {
                     return Ok(());
                 }
             }
@@ -186,6 +264,48 @@ impl Registry {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+    }
+}
+
+impl Registry {
+    /// The `http.tls` and `auth` sections for the options.
+    fn extra_config(&self) -> String {
+        // `http:` is the last section of the base config, so TLS settings nest under it.
+        let mut yaml = String::new();
+        let o = &self.options;
+        if let Some((cert, key)) = &o.tls {
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+            if let Some(ca) = &o.client_ca {
+                yaml.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+            }
+        }
+        if let Some((user, password)) = &o.htpasswd {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("run htpasswd (package apache2-utils)");
+            assert!(out.status.success(), "htpasswd failed");
+            let file = self.dir.path().join("htpasswd");
+            fs::write(&file, out.stdout).expect("write htpasswd");
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: mirror-test\n    path: {}\n",
+                file.display()
+            ));
+        }
+        if let Some(t) = &o.token {
+            yaml.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                t.realm,
+                t.service,
+                t.issuer,
+                t.rootcertbundle.display()
+            ));
+        }
+        yaml
     }
 }
 
@@ -217,14 +337,14 @@ storage:
   maintenance:
     uploadpurging:
       enabled: false
+health:
+  storagedriver:
+    enabled: false
 http:
   addr: 127.0.0.1:{port}
   secret: mirror-integration-tests-fixed-secret
   headers:
     {ID_HEADER}: [\"{id}\"]
-health:
-  storagedriver:
-    enabled: false
 ",
         storage = storage.display()
     )
