@@ -65,9 +65,7 @@ impl Environment {
     pub fn docker_config_file(&self) -> Option<PathBuf> {
         match self.path_var("DOCKER_CONFIG") {
             Some(dir) => Some(dir.join("config.json")),
-            None => self
-                .home()
-                .map(|h| h.join(".docker").join("config.json")),
+            None => self.home().map(|h| h.join(".docker").join("config.json")),
         }
     }
 
@@ -149,9 +147,6 @@ mod tests {
             PathBuf::from("/run/u/containers/auth.json")
         );
         let env = Environment::from_pairs([("REGISTRY_AUTH_FILE", "/a.json")]);
-        assert_eq!(
-            env.containers_auth_files(),
-            vec![PathBuf::from("/a.json")]
-        );
+        assert_eq!(env.containers_auth_files(), vec![PathBuf::from("/a.json")]);
     }
 }

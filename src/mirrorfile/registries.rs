@@ -179,3 +179,76 @@ impl Lowerer {
         Ok(order)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOP: &str = "[target]\nregistry = \"r.example:5000\"\n";
+
+    fn parse(dir: &std::path::Path, body: &str) -> Result<crate::model::Model, String> {
+        let path = dir.join("mirrorfile.toml");
+        crate::mirrorfile::parse(&path, &format!("{TOP}{body}")).map_err(|e| {
+            let details = miette::Diagnostic::help(&e).map(|h| h.to_string());
+            format!("{e} / {}", details.unwrap_or_default())
+        })
+    }
+
+    #[test]
+    fn auth_tls_and_limit_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in ["c.pem", "c.key"] {
+            std::fs::write(dir.path().join(f), "x").expect("write");
+        }
+        let model = parse(
+            dir.path(),
+            "[registry.\"r.example:5000\"]\ncert = \"c.pem\"\nkey = \"c.key\"\n\
+             username_env = \"U\"\npassword_env = \"P_1\"\ncredentials = [\"env\", \"docker-config\"]\n\
+             max_concurrency = 3\n",
+        )
+        .expect("valid");
+        let s = model.registry_settings("r.example:5000");
+        assert_eq!(s.client_cert.map(|c| c.key), Some(dir.path().join("c.key")));
+        assert_eq!(
+            s.env_credentials.map(|e| (e.username_var, e.password_var)),
+            Some(("U".into(), "P_1".into()))
+        );
+        assert_eq!(
+            s.credential_order,
+            Some(vec![CredentialKind::Env, CredentialKind::DockerConfig])
+        );
+        assert_eq!(s.max_concurrency, Some(3));
+        assert_eq!(
+            RegistrySettings::default().credential_order(),
+            CredentialKind::DEFAULT_ORDER
+        );
+    }
+
+    #[test]
+    fn bad_auth_keys_point_at_the_problem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cases = [
+            ("username_env = \"U\"\n", "go together"),
+            (
+                "password_env = \"hunter2 secret\"\nusername_env = \"U\"\n",
+                "not an environment variable name",
+            ),
+            ("max_concurrency = 0\n", "use a number from 1"),
+            ("cert = \"missing.pem\"\n", "does not exist"),
+            ("credentials = [\"env\", \"env\"]\n", "listed twice"),
+            ("credentials = [\"keychain\"]\n", "unknown variant"),
+        ];
+        for (body, expected) in cases {
+            let err = parse(
+                dir.path(),
+                &format!("[registry.\"r.example:5000\"]\n{body}"),
+            )
+            .expect_err(body);
+            let text = format!("{err:?}");
+            assert!(
+                text.contains(expected) || err.contains(expected),
+                "{body}: {err}"
+            );
+        }
+    }
+}

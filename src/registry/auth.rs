@@ -249,7 +249,7 @@ impl Authenticator {
                 host: host.to_string(),
                 operation: token_op,
                 status: status.as_u16(),
-                source_label: self.source.clone(),
+                source_label: Box::new(self.source.clone()),
                 body: ErrorBody::parse(&body),
             });
         }

@@ -57,9 +57,15 @@ struct AuthEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
     /// An `auths` entry, under this key.
-    Entry { key: String, credentials: Credentials },
+    Entry {
+        key: String,
+        credentials: Credentials,
+    },
     /// A credential helper answered.
-    Helper { helper: String, credentials: Credentials },
+    Helper {
+        helper: String,
+        credentials: Credentials,
+    },
     /// Nothing for this host; the note says why, for "which credentials were tried".
     Nothing(String),
 }

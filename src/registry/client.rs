@@ -183,7 +183,7 @@ impl Client {
                 host,
                 operation,
                 status,
-                source_label: self.inner.auth.source().clone(),
+                source_label: Box::new(self.inner.auth.source().clone()),
                 body,
             }
         } else {

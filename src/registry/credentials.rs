@@ -319,20 +319,28 @@ mod tests {
         let mut settings = RegistrySettings::default();
         let (creds, source) = lookup_blocking("docker.io", &settings, &env);
         assert_eq!(creds, Credentials::basic("bob", "pw"));
-        assert!(matches!(source, CredentialSource::DockerConfig { ref key, .. } if key == "https://index.docker.io/v1/"));
+        assert!(
+            matches!(source, CredentialSource::DockerConfig { ref key, .. } if key == "https://index.docker.io/v1/")
+        );
         let (_, source) = lookup_blocking("r.example", &settings, &env);
         assert!(matches!(source, CredentialSource::ContainersAuth { .. }));
         let (creds, source) = lookup_blocking("other.example", &settings, &env);
         assert_eq!(creds, Credentials::Anonymous);
         let text = source.to_string();
-        assert!(text.contains("config.json") && text.contains("auth.json"), "{text}");
+        assert!(
+            text.contains("config.json") && text.contains("auth.json"),
+            "{text}"
+        );
         settings.env_credentials = Some(crate::model::EnvCredentials {
             username_var: "U".into(),
             password_var: "P".into(),
         });
         let (creds, source) = lookup_blocking("other.example", &settings, &env);
         assert_eq!(creds, Credentials::basic("envuser", "envpass"));
-        assert_eq!(source.to_string(), "credentials from environment variables U and P");
+        assert_eq!(
+            source.to_string(),
+            "credentials from environment variables U and P"
+        );
         // The Mirrorfile may put the environment first.
         settings.credential_order = Some(vec![CredentialKind::Env, CredentialKind::DockerConfig]);
         let (creds, _) = lookup_blocking("docker.io", &settings, &env);

@@ -153,7 +153,7 @@ pub enum RegistryError {
         host: String,
         operation: String,
         status: u16,
-        source_label: CredentialSource,
+        source_label: Box<CredentialSource>,
         body: ErrorBody,
     },
     /// Bytes received do not hash to the digest they were asked for by.

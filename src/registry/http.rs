@@ -90,7 +90,10 @@ impl Transport {
             })?;
             pem.push(b'\n');
             let key = std::fs::read(&pair.key).map_err(|e| {
-                config_error(format!("cannot read client key {}: {e}", pair.key.display()))
+                config_error(format!(
+                    "cannot read client key {}: {e}",
+                    pair.key.display()
+                ))
             })?;
             pem.extend_from_slice(&key);
             // reqwest's error names the problem (no key, bad PEM), never the key material.

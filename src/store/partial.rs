@@ -217,7 +217,9 @@ fn sync_dir(path: &Path) {
 mod tests {
     use super::*;
 
-    fn chunks(parts: Vec<Result<&'static [u8], io::Error>>) -> impl Stream<Item = Result<Bytes, io::Error>> + Unpin {
+    fn chunks(
+        parts: Vec<Result<&'static [u8], io::Error>>,
+    ) -> impl Stream<Item = Result<Bytes, io::Error>> + Unpin {
         futures_util::stream::iter(
             parts
                 .into_iter()
@@ -262,7 +264,10 @@ mod tests {
         std::fs::write(store.partial_path(&digest), b"XXXXXX").expect("write");
         let rest = chunks(vec![Ok(&blob[6..])]);
         let err = store.ingest_resumable(&digest, 16, 6, rest).await;
-        assert!(matches!(err, Err(IngestError::DigestMismatch { .. })), "{err:?}");
+        assert!(
+            matches!(err, Err(IngestError::DigestMismatch { .. })),
+            "{err:?}"
+        );
         assert_eq!(store.partial_len(&digest), 0, "the bad prefix is gone");
         assert!(!store.contains(&digest));
         // The registry ignored the range (200): offset 0 overwrites whatever was kept.
@@ -276,7 +281,10 @@ mod tests {
         let long = chunks(vec![Ok(b"0123456789abcdef+")]);
         let other = Digest::sha256_of(b"other");
         let err = store.ingest_resumable(&other, 16, 0, long).await;
-        assert!(matches!(err, Err(IngestError::SizeMismatch { actual: 17, .. })), "{err:?}");
+        assert!(
+            matches!(err, Err(IngestError::SizeMismatch { actual: 17, .. })),
+            "{err:?}"
+        );
         assert_eq!(store.partial_len(&other), 0);
     }
 }

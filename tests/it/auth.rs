@@ -10,7 +10,7 @@ use std::process::Output;
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::support::context::{describe, parse_json, TestContext};
+use crate::support::context::{describe, flat, parse_json, TestContext};
 use crate::support::images::{BuiltImage, ImageSpec};
 use crate::support::lab::num;
 use crate::support::pki::Pki;
@@ -25,14 +25,23 @@ const PASSWORD: &str = "s3cret-Passw0rd-never-printed";
 fn captured(outputs: &[&Output]) -> String {
     outputs
         .iter()
-        .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
         .collect()
 }
 
 fn assert_no_secret(outputs: &[&Output], secrets: &[&str]) {
     let text = captured(outputs);
     for secret in secrets {
-        assert!(!text.contains(secret), "a secret leaked into the output:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "a secret leaked into the output:\n{text}"
+        );
         let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{secret}"));
         assert!(!text.contains(&b64), "base64 credentials leaked:\n{text}");
     }
@@ -104,21 +113,39 @@ impl Secure {
             cmd.args(args).output().expect("run mirror")
         };
         let push = run(&["-f", "push.toml", "apply", "--json"]);
-        assert_eq!(push.status.code(), Some(0), "push failed\n{}", describe(&push));
+        assert_eq!(
+            push.status.code(),
+            Some(0),
+            "push failed\n{}",
+            describe(&push)
+        );
         let report = parse_json(&push);
-        assert_eq!(num(&report["summary"], "blobs_pushed"), self.image.all_blobs().len() as u64);
+        assert_eq!(
+            num(&report["summary"], "blobs_pushed"),
+            self.image.all_blobs().len() as u64
+        );
         assert_eq!(
             self.secure.tag_on_disk("mirror/lab/app", "1.0").as_deref(),
             Some(self.image.digest.as_str()),
             "the secure registry's tag points at the upstream digest"
         );
         for blob in self.image.all_blobs() {
-            assert!(self.secure.blob_linked_on_disk("mirror/lab/app", &blob.digest));
+            assert!(self
+                .secure
+                .blob_linked_on_disk("mirror/lab/app", &blob.digest));
         }
         let pull = run(&["-f", "pull.toml", "apply", "--json"]);
-        assert_eq!(pull.status.code(), Some(0), "pull failed\n{}", describe(&pull));
+        assert_eq!(
+            pull.status.code(),
+            Some(0),
+            "pull failed\n{}",
+            describe(&pull)
+        );
         let raw = skopeo::inspect_raw(&format!("{}/mirror/lab/app:1.0", plain.host()));
-        assert_eq!(raw, self.image.bytes, "pulled through TLS + auth, bytes are sacred");
+        assert_eq!(
+            raw, self.image.bytes,
+            "pulled through TLS + auth, bytes are sacred"
+        );
         vec![push, pull]
     }
 
@@ -147,7 +174,7 @@ fn tls_htpasswd_with_docker_config_json() {
     s.ctx.write_file("noca.toml", &text);
     let out = s.ctx.cmd(&["-f", "noca.toml", "--retries", "0", "plan"]);
     assert_ne!(out.status.code(), Some(0));
-    let err = String::from_utf8_lossy(&out.stderr).replace('\n', " ");
+    let err = flat(&out.stderr);
     let host = s.secure.host();
     assert!(err.contains(&host) && err.contains("TLS"), "{err}");
     assert!(err.contains("ca = "), "says what to set: {err}");
@@ -182,12 +209,19 @@ fn credential_helper_on_path() {
     .expect("write helper");
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod helper");
     s.docker_config(json!({"credHelpers": {host.clone(): "mirrortest"}, "auths": {}}));
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let outs = s.push_and_pull(|cmd| {
         cmd.env("PATH", &path);
     });
     let called = fs::read_to_string(&calls).expect("the helper was called");
-    assert!(called.lines().all(|l| l == host), "helper asked only for {host}: {called}");
+    assert!(
+        called.lines().all(|l| l == host),
+        "helper asked only for {host}: {called}"
+    );
     assert!(!called.is_empty());
     assert_no_secret(&outs.iter().collect::<Vec<_>>(), &[PASSWORD]);
 }
@@ -203,10 +237,16 @@ fn environment_variables_named_in_the_mirrorfile() {
     // Without the variables: anonymous, denied, and the error says where it looked.
     let denied = s.ctx.cmd(&["-f", "push.toml", "apply"]);
     assert_ne!(denied.status.code(), Some(0), "{}", describe(&denied));
-    let err = String::from_utf8_lossy(&denied.stderr).replace('\n', " ");
+    let err = flat(&denied.stderr);
     assert!(err.contains("access denied (HTTP 401)"), "{err}");
-    assert!(err.contains("MIRROR_IT_USER and MIRROR_IT_PASSWORD"), "names the variables: {err}");
-    assert!(err.contains("config.json"), "names the files it looked in: {err}");
+    assert!(
+        err.contains("MIRROR_IT_USER and MIRROR_IT_PASSWORD"),
+        "names the variables: {err}"
+    );
+    assert!(
+        err.contains("config.json"),
+        "names the files it looked in: {err}"
+    );
 
     let run = |file: &str| {
         s.ctx
@@ -241,14 +281,17 @@ fn wrong_password_fails_clearly_without_printing_it() {
     let apply = s.ctx.cmd(&["-f", "push.toml", "apply", "--json"]);
     for out in [&plan, &apply] {
         assert_eq!(out.status.code(), Some(1), "{}", describe(out));
-        let err = String::from_utf8_lossy(&out.stderr).replace('\n', " ");
+        let err = flat(&out.stderr);
         assert!(err.contains(&host), "names the host: {err}");
         assert!(err.contains("access denied (HTTP 401)"), "{err}");
         assert!(
             err.contains("credentials from docker config") && err.contains("config.json"),
             "names the credential source: {err}"
         );
-        assert!(err.contains(&format!("docker login {host}")), "says what to do: {err}");
+        assert!(
+            err.contains(&format!("docker login {host}")),
+            "says what to do: {err}"
+        );
     }
     assert!(s.secure.tag_on_disk("mirror/lab/app", "1.0").is_none());
     assert_no_secret(&[&plan, &apply], &[wrong, PASSWORD]);
@@ -267,7 +310,11 @@ fn mutual_tls_with_a_client_certificate() {
     let image = ImageSpec::single("mtls", "linux/arm64").build();
     image.push(&format!("{}/lab/m:1", upstream.host()));
     let ctx = TestContext::new();
-    for (from, to) in [(pki.ca(), "ca.pem"), (cert, "client.pem"), (key, "client.key")] {
+    for (from, to) in [
+        (pki.ca(), "ca.pem"),
+        (cert, "client.pem"),
+        (key, "client.key"),
+    ] {
         fs::copy(from, ctx.work().join(to)).expect("copy pki file");
     }
     let (up, sec) = (upstream.host(), secure.host());
@@ -278,14 +325,17 @@ fn mutual_tls_with_a_client_certificate() {
     ctx.write_file("nocert.toml", &base);
     let refused = ctx.cmd(&["-f", "nocert.toml", "--retries", "0", "apply"]);
     assert_ne!(refused.status.code(), Some(0), "{}", describe(&refused));
-    let err = String::from_utf8_lossy(&refused.stderr).replace('\n', " ");
+    let err = flat(&refused.stderr);
     assert!(err.contains(&sec), "{err}");
     ctx.write_file(
         "mtls.toml",
         &format!("{base}cert = \"client.pem\"\nkey = \"client.key\"\n"),
     );
     ctx.cmd_ok(&["-f", "mtls.toml", "apply"]);
-    assert_eq!(secure.tag_on_disk("lab/m", "1").as_deref(), Some(image.digest.as_str()));
+    assert_eq!(
+        secure.tag_on_disk("lab/m", "1").as_deref(),
+        Some(image.digest.as_str())
+    );
 }
 
 /// Token auth: an upstream plain registry; a token-auth target. Two images share a base layer,
@@ -349,7 +399,11 @@ impl Tokened {
                 "{repo}"
             );
             for blob in image.all_blobs() {
-                assert!(self.target.blob_linked_on_disk(&repo, &blob.digest), "{repo} {}", blob.digest);
+                assert!(
+                    self.target.blob_linked_on_disk(&repo, &blob.digest),
+                    "{repo} {}",
+                    blob.digest
+                );
             }
         }
     }
@@ -374,7 +428,10 @@ fn token_auth_scopes_and_one_token_for_a_cross_repository_mount() {
     ];
     for r in &requests {
         for scope in &r.scopes {
-            assert!(allowed.contains(&scope.as_str()), "unexpected scope {scope}: {requests:?}");
+            assert!(
+                allowed.contains(&scope.as_str()),
+                "unexpected scope {scope}: {requests:?}"
+            );
         }
     }
     let mount: Vec<_> = requests
@@ -384,17 +441,29 @@ fn token_auth_scopes_and_one_token_for_a_cross_repository_mount() {
                 && r.scopes.contains(&"repository:lab/a:pull".to_string())
         })
         .collect();
-    assert_eq!(mount.len(), 1, "one token for both mounts, with both scopes: {requests:?}");
+    assert_eq!(
+        mount.len(),
+        1,
+        "one token for both mounts, with both scopes: {requests:?}"
+    );
     assert_eq!(mount[0].scopes.len(), 2);
     // Tokens are reused until they expire: a handful of requests, not one per HTTP request.
-    assert!(requests.len() <= 8, "{} token requests: {requests:?}", requests.len());
+    assert!(
+        requests.len() <= 8,
+        "{} token requests: {requests:?}",
+        requests.len()
+    );
     assert_no_secret(&[&out], &[PASSWORD]);
 
     // A rerun: still authorised, nothing moves.
     t.tokens.clear();
     let again = t.ctx.json(&["apply", "--json"]);
     assert_eq!(num(&again["summary"], "blobs_pushed"), 0);
-    assert!(t.tokens.requests().iter().all(|r| r.scopes.iter().all(|s| s.ends_with(":pull"))));
+    assert!(t
+        .tokens
+        .requests()
+        .iter()
+        .all(|r| r.scopes.iter().all(|s| s.ends_with(":pull"))));
     let _ = &t.upstream;
 }
 
@@ -412,7 +481,7 @@ fn a_token_service_honouring_only_the_last_scope_falls_back_to_upload() {
     let requests = t.tokens.requests();
     let both = requests.iter().filter(|r| r.scopes.len() == 2).count();
     // One token for the refused mount and one refresh; the host is then not asked again.
-    assert!(both <= 2 && both >= 1, "mount tried once: {requests:?}");
+    assert!((1..=2).contains(&both), "mount tried once: {requests:?}");
     assert!(
         requests
             .iter()

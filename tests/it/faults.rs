@@ -4,11 +4,11 @@
 //! the same run and in a later one; a fault that never stops ends in an error naming image,
 //! digest and host.
 
-use crate::support::context::{describe, parse_json};
+use crate::support::context::{describe, flat, parse_json};
 use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
+use crate::support::http;
 use crate::support::images::ImageSpec;
 use crate::support::lab::{num, Lab};
-use crate::support::http;
 use crate::support::registry::Registry;
 
 fn status(status: u16, retry_after: Option<u64>, body: &str) -> Fault {
@@ -46,7 +46,11 @@ fn faults_in_every_phase_are_retried_and_the_copy_is_exact() {
     // Resolve: 429 with Retry-After (plain-text body), then HEAD answers without the digest
     // header (GET + hash); a 503 on the index GET.
     up.add(Rule::new("HEAD", "/manifests/1", status(429, Some(1), "slow down")).times(1));
-    up.add(Rule::new("HEAD", "/manifests/", Fault::DropHeader("Docker-Content-Digest".into())));
+    up.add(Rule::new(
+        "HEAD",
+        "/manifests/",
+        Fault::DropHeader("Docker-Content-Digest".into()),
+    ));
     up.add(Rule::new("GET", "/manifests/", status(503, None, "")).times(1));
     // Transfers: a closed connection and a truncated body.
     up.add(Rule::new("GET", &other.digest, Fault::Close).times(1));
@@ -58,9 +62,19 @@ fn faults_in_every_phase_are_retried_and_the_copy_is_exact() {
     mirrorfile(&lab, &up.host(), &tgt.host(), "", &["lab/f:1"]);
 
     let out = lab.ctx.cmd(&["apply", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}\n--\n{}", describe(&out), up.describe(), tgt.describe());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}\n--\n{}",
+        describe(&out),
+        up.describe(),
+        tgt.describe()
+    );
     let report = parse_json(&out);
-    assert_eq!(num(&report["summary"], "blobs_pushed"), image.all_blobs().len() as u64);
+    assert_eq!(
+        num(&report["summary"], "blobs_pushed"),
+        image.all_blobs().len() as u64
+    );
     // The target holds exactly the upstream bytes (checked with skopeo, past the proxy).
     lab.assert_full_copy("lab/f:1", &image);
     // Every fault fired, and each was followed by a success.
@@ -68,37 +82,77 @@ fn faults_in_every_phase_are_retried_and_the_copy_is_exact() {
     assert!(log.iter().any(|l| l.status == 429), "{}", up.describe());
     let resumed = up.requests("GET", &layer.digest);
     assert_eq!(resumed.len(), 2, "{}", up.describe());
-    assert_eq!(resumed[1].range.as_deref(), Some(format!("bytes={keep}-").as_str()), "{}", up.describe());
+    assert_eq!(
+        resumed[1].range.as_deref(),
+        Some(format!("bytes={keep}-").as_str()),
+        "{}",
+        up.describe()
+    );
     assert_eq!(resumed[1].status, 206);
     assert_eq!(up.requests("GET", &other.digest).len(), 2);
-    assert!(tgt.log().iter().filter(|l| l.fault.is_some()).count() >= 3, "{}", tgt.describe());
-    assert!(!lab.ctx.work().join("cache/partial").join(layer.digest.trim_start_matches("sha256:")).exists());
+    assert!(
+        tgt.log().iter().filter(|l| l.fault.is_some()).count() >= 3,
+        "{}",
+        tgt.describe()
+    );
+    assert!(!lab
+        .ctx
+        .work()
+        .join("cache/partial")
+        .join(layer.digest.trim_start_matches("sha256:"))
+        .exists());
 }
 
 #[test]
 fn apply_gives_up_naming_image_digest_and_host() {
     let lab = Lab::new();
-    let image = lab.seed("lab/g:1", &ImageSpec::single("giveup", "linux/amd64").layer_bytes(5_000));
+    let image = lab.seed(
+        "lab/g:1",
+        &ImageSpec::single("giveup", "linux/amd64").layer_bytes(5_000),
+    );
     let up = FaultProxy::start(&lab.up());
     let layer = image.manifests[0].layers[0].clone();
-    up.add(Rule::new("GET", &layer.digest, status(503, Some(0), "upstream is overloaded, try later")));
+    up.add(Rule::new(
+        "GET",
+        &layer.digest,
+        status(503, Some(0), "upstream is overloaded, try later"),
+    ));
     mirrorfile(&lab, &up.host(), &lab.tgt(), "", &["lab/g:1"]);
     let out = lab.ctx.cmd(&["--retries", "1", "apply"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    let err = String::from_utf8_lossy(&out.stderr).replace('\n', " ");
-    assert!(err.contains(&format!("{}/lab/g:1", up.host())), "names the image: {err}");
+    let err = flat(&out.stderr);
+    assert!(
+        err.contains(&format!("{}/lab/g:1", up.host())),
+        "names the image: {err}"
+    );
     assert!(err.contains(&layer.digest), "names the digest: {err}");
-    assert!(err.contains(&format!("{}: GET blob", up.host())), "names the host: {err}");
+    assert!(
+        err.contains(&format!("{}: GET blob", up.host())),
+        "names the host: {err}"
+    );
     assert!(err.contains("gave up after 2 attempts"), "{err}");
-    assert!(err.contains("HTTP 503") && err.contains("upstream is overloaded"), "non-JSON body shown: {err}");
-    assert_eq!(up.requests("GET", &layer.digest).len(), 2, "--retries 1 = 2 attempts");
-    assert!(http::tags(&lab.tgt(), "lab/g").is_empty(), "no tag above missing content");
+    assert!(
+        err.contains("HTTP 503") && err.contains("upstream is overloaded"),
+        "non-JSON body shown: {err}"
+    );
+    assert_eq!(
+        up.requests("GET", &layer.digest).len(),
+        2,
+        "--retries 1 = 2 attempts"
+    );
+    assert!(
+        http::tags(&lab.tgt(), "lab/g").is_empty(),
+        "no tag above missing content"
+    );
 }
 
 #[test]
 fn a_truncated_download_resumes_in_a_later_run() {
     let lab = Lab::new();
-    let image = lab.seed("lab/r:1", &ImageSpec::single("resume", "linux/arm64").layer_bytes(80_000));
+    let image = lab.seed(
+        "lab/r:1",
+        &ImageSpec::single("resume", "linux/arm64").layer_bytes(80_000),
+    );
     let up = FaultProxy::start(&lab.up());
     let layer = image.manifests[0].layers[0].clone();
     let keep = 30_000;
@@ -121,7 +175,10 @@ fn a_truncated_download_resumes_in_a_later_run() {
     lab.ctx.cmd_ok(&["apply"]);
     let gets = up.requests("GET", &layer.digest);
     assert_eq!(gets.len(), 1, "{}", up.describe());
-    assert_eq!(gets[0].range.as_deref(), Some(format!("bytes={keep}-").as_str()));
+    assert_eq!(
+        gets[0].range.as_deref(),
+        Some(format!("bytes={keep}-").as_str())
+    );
     assert_eq!(gets[0].status, 206);
     assert!(!partial.exists());
     lab.assert_full_copy("lab/r:1", &image);
@@ -138,13 +195,22 @@ fn a_registry_refusing_mounts_is_not_asked_again() {
     let a = lab.seed("lab/a:1", &spec("a"));
     let b = lab.seed("lab/b:1", &spec("b"));
     let tgt = FaultProxy::start(&lab.tgt());
-    tgt.add(Rule::new("POST", "mount=", status(404, None, "404 page not found")));
+    tgt.add(Rule::new(
+        "POST",
+        "mount=",
+        status(404, None, "404 page not found"),
+    ));
     mirrorfile(&lab, &lab.up(), &tgt.host(), "", &["lab/a:1", "lab/b:1"]);
     let out = lab.ctx.cmd(&["apply", "--json", "--jobs", "1"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let report = parse_json(&out);
     assert_eq!(num(&report["summary"], "blobs_mounted"), 0);
-    assert_eq!(tgt.requests("POST", "mount=").len(), 1, "{}", tgt.describe());
+    assert_eq!(
+        tgt.requests("POST", "mount=").len(),
+        1,
+        "{}",
+        tgt.describe()
+    );
     lab.assert_full_copy("lab/a:1", &a);
     lab.assert_full_copy("lab/b:1", &b);
 }
@@ -157,8 +223,18 @@ fn max_concurrency_bounds_requests_in_flight_per_registry() {
         &ImageSpec::multi("conc", &["linux/amd64", "linux/arm64", "linux/arm/v7"]).layers(3),
     );
     let limited = FaultProxy::start(&lab.tgt());
-    limited.add(Rule::new("", "/v2/lab/", Fault::Delay(std::time::Duration::from_millis(40))));
-    mirrorfile(&lab, &lab.up(), &limited.host(), "max_concurrency = 1\n", &["lab/c:1"]);
+    limited.add(Rule::new(
+        "",
+        "/v2/lab/",
+        Fault::Delay(std::time::Duration::from_millis(40)),
+    ));
+    mirrorfile(
+        &lab,
+        &lab.up(),
+        &limited.host(),
+        "max_concurrency = 1\n",
+        &["lab/c:1"],
+    );
     lab.ctx.cmd_ok(&["apply", "--jobs", "8"]);
     assert_eq!(limited.max_in_flight(), 1, "{}", limited.describe());
     lab.assert_full_copy("lab/c:1", &image);
@@ -166,7 +242,11 @@ fn max_concurrency_bounds_requests_in_flight_per_registry() {
     // The same run without the limit overlaps requests (the measurement can see it).
     let other = Registry::start();
     let free = FaultProxy::start(&other.host());
-    free.add(Rule::new("", "/v2/lab/", Fault::Delay(std::time::Duration::from_millis(40))));
+    free.add(Rule::new(
+        "",
+        "/v2/lab/",
+        Fault::Delay(std::time::Duration::from_millis(40)),
+    ));
     mirrorfile(&lab, &lab.up(), &free.host(), "", &["lab/c:1"]);
     lab.ctx.cmd_ok(&["apply", "--jobs", "8"]);
     assert!(free.max_in_flight() > 1, "{}", free.describe());

@@ -174,6 +174,16 @@ pub fn describe(out: &Output) -> String {
     )
 }
 
+/// Output as one line: miette's wrapping (`|` gutters, line breaks) removed, whitespace
+/// collapsed, so assertions can look for phrases that were wrapped.
+pub fn flat(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .replace('|', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -256,7 +256,10 @@ fn read_body(reader: &mut impl BufRead, head: &Head, to_eof: bool) -> Option<Vec
             reader.read_exact(&mut crlf).ok()?;
         }
     }
-    match head.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    match head
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         Some(len) => {
             body.resize(len, 0);
             reader.read_exact(&mut body).ok()?;
@@ -284,16 +287,20 @@ fn serve(client: TcpStream, state: &State) {
         let path = parts.next().unwrap_or("").to_string();
         let fault = {
             let mut rules = state.rules.lock().expect("rules");
-            rules.iter_mut().find(|r| r.matches(&method, &path)).map(|r| {
-                if let Some(n) = r.remaining.as_mut() {
-                    *n -= 1;
-                }
-                r.fault.clone()
-            })
+            rules
+                .iter_mut()
+                .find(|r| r.matches(&method, &path))
+                .map(|r| {
+                    if let Some(n) = r.remaining.as_mut() {
+                        *n -= 1;
+                    }
+                    r.fault.clone()
+                })
         };
         let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         state.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let (status, keep_open) = respond(state, &mut writer, &request, &body, &method, fault.as_ref());
+        let (status, keep_open) =
+            respond(state, &mut writer, &request, &body, &method, fault.as_ref());
         state.in_flight.fetch_sub(1, Ordering::SeqCst);
         state.log.lock().expect("log").push(Logged {
             method,
@@ -352,7 +359,9 @@ fn respond(
     let mut head = head;
     let no_body = method == "HEAD" || status == 204 || status == 304 || status < 200;
     match fault {
-        Some(Fault::DropHeader(name)) => head.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name)),
+        Some(Fault::DropHeader(name)) => {
+            head.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name))
+        }
         Some(Fault::FlipByte { offset }) => {
             if let Some(b) = response.get_mut(*offset) {
                 *b ^= 0xff;
@@ -366,7 +375,11 @@ fn respond(
         Some(Fault::Truncate { keep }) => Some(*keep),
         _ => None,
     };
-    let connection = if truncate.is_some() { "close" } else { "keep-alive" };
+    let connection = if truncate.is_some() {
+        "close"
+    } else {
+        "keep-alive"
+    };
     if client.write_all(&head.write(length, connection)).is_err() {
         return (status, false);
     }
@@ -384,8 +397,12 @@ fn respond(
 /// Sends the request to the registry on a fresh connection and reads the whole answer.
 fn forward(state: &State, request: &Head, body: &[u8], method: &str) -> Option<(Head, Vec<u8>)> {
     let mut upstream = TcpStream::connect(&state.upstream).ok()?;
-    upstream.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
-    upstream.write_all(&request.write(Some(body.len()), "close")).ok()?;
+    upstream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
+    upstream
+        .write_all(&request.write(Some(body.len()), "close"))
+        .ok()?;
     upstream.write_all(body).ok()?;
     let mut reader = BufReader::new(upstream);
     let head = read_head(&mut reader)?;

@@ -36,22 +36,44 @@ impl Pki {
         openssl(
             d,
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
-                "/CN=mirror test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=mirror test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ],
         );
         let pki = Pki { dir };
-        pki.sign("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+        pki.sign(
+            "server",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        );
         pki
     }
 
     /// Makes `NAME.key` + `NAME.pem` signed by the CA with the given extensions.
     fn sign(&self, name: &str, cn: &str, ext: &str) {
         let d = self.dir.path();
-        fs::write(d.join(format!("{name}.ext")), format!("basicConstraints=CA:FALSE\n{ext}"))
-            .expect("write ext");
+        fs::write(
+            d.join(format!("{name}.ext")),
+            format!("basicConstraints=CA:FALSE\n{ext}"),
+        )
+        .expect("write ext");
         let (key, csr, pem, extfile) = (
             format!("{name}.key"),
             format!("{name}.csr"),
@@ -61,22 +83,49 @@ impl Pki {
         openssl(
             d,
             &[
-                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", &key, "-out", &csr, "-subj", &format!("/CN={cn}"),
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={cn}"),
             ],
         );
         openssl(
             d,
             &[
-                "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", &pem, "-days", "2", "-extfile", &extfile,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &extfile,
             ],
         );
     }
 
     /// A client certificate (`client.pem`, `client.key`) for mutual TLS.
     pub fn client_cert(&self) -> (PathBuf, PathBuf) {
-        self.sign("client", "mirror test client", "extendedKeyUsage=clientAuth\n");
+        self.sign(
+            "client",
+            "mirror test client",
+            "extendedKeyUsage=clientAuth\n",
+        );
         (self.path("client.pem"), self.path("client.key"))
     }
 
@@ -87,15 +136,47 @@ impl Pki {
         openssl(
             d,
             &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "token.key", "-out",
-                "token.pem", "-days", "2", "-subj", "/CN=mirror test token issuer",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=mirror test token issuer",
             ],
         );
         openssl(
             d,
-            &["pkcs8", "-topk8", "-nocrypt", "-in", "token.key", "-outform", "DER", "-out", "token.pk8"],
+            &[
+                "pkcs8",
+                "-topk8",
+                "-nocrypt",
+                "-in",
+                "token.key",
+                "-outform",
+                "DER",
+                "-out",
+                "token.pk8",
+            ],
         );
-        openssl(d, &["x509", "-in", "token.pem", "-outform", "DER", "-out", "token.der"]);
+        openssl(
+            d,
+            &[
+                "x509",
+                "-in",
+                "token.pem",
+                "-outform",
+                "DER",
+                "-out",
+                "token.der",
+            ],
+        );
         (
             fs::read(d.join("token.pk8")).expect("read token key"),
             self.path("token.pem"),
