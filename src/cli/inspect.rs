@@ -10,8 +10,8 @@ use miette::miette;
 
 use super::output::{print_bytes, print_stdout, to_json};
 use super::Cli;
-use crate::model::RegistrySettings;
 use crate::environment::Environment;
+use crate::model::RegistrySettings;
 use crate::ops::inspect::{self, Inspection, Location};
 use crate::report::human_bytes;
 
@@ -61,7 +61,10 @@ pub async fn run(cli: &Cli, args: &InspectArgs) -> miette::Result<ExitCode> {
             .map(|m| m.registry_settings(host))
             .unwrap_or_default()
     };
-    let (source, repository, digest) = inspect::open(&location, settings, &Environment::from_process()).await.map_err(error)?;
+    let (source, repository, digest) =
+        inspect::open(&location, settings, &Environment::from_process())
+            .await
+            .map_err(error)?;
     if args.raw {
         let raw = inspect::raw(source.as_ref(), &repository, &digest, &args.reference)
             .await

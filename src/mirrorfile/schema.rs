@@ -74,24 +74,33 @@ pub struct RegistryTable {
     #[schemars(with = "Option<String>")]
     pub ca: Option<Spanned<String>>,
     /// A PEM client certificate for mutual TLS (with `key`), relative to the Mirrorfile.
+    #[schemars(with = "Option<String>")]
     pub cert: Option<Spanned<String>>,
     /// The PEM private key of `cert`, relative to the Mirrorfile.
+    #[schemars(with = "Option<String>")]
     pub key: Option<Spanned<String>>,
     /// The name of an environment variable holding the username (with `password_env`).
+    #[schemars(with = "Option<String>")]
     pub username_env: Option<Spanned<String>>,
     /// The name of an environment variable holding the password or token.
+    #[schemars(with = "Option<String>")]
     pub password_env: Option<Spanned<String>>,
     /// Where to look for credentials, in order: `docker-config`, `containers-auth`, `env`.
+    #[schemars(with = "Option<Vec<CredentialPlace>>")]
     pub credentials: Option<Spanned<Vec<Spanned<CredentialPlace>>>>,
     /// Requests in flight to this registry at most.
+    #[schemars(with = "Option<u16>")]
     pub max_concurrency: Option<Spanned<i64>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CredentialPlace {
+    /// Docker's `config.json`, with its credential helpers.
     DockerConfig,
+    /// containers' `auth.json` (podman, skopeo).
     ContainersAuth,
+    /// The variables named by `username_env` / `password_env`.
     Env,
 }
 

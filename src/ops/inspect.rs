@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::endpoint::layout::LayoutSource;
 use crate::endpoint::registry::RegistryEndpoint;
 use crate::endpoint::{EndpointError, Source};
+use crate::environment::Environment;
 use crate::model::RegistrySettings;
 use crate::oci::{Descriptor, Digest, ManifestView, Platform, RawManifest, Reference};
-use crate::environment::Environment;
 use crate::registry::{Client, CredentialStore, RegistryError};
 
 /// Image configs are read whole; refuse absurd ones.
