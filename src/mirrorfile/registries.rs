@@ -236,7 +236,7 @@ mod tests {
             ("max_concurrency = 0\n", "use a number from 1"),
             ("cert = \"missing.pem\"\n", "does not exist"),
             ("credentials = [\"env\", \"env\"]\n", "listed twice"),
-            ("credentials = [\"keychain\"]\n", "unknown variant"),
+            ("credentials = [\"keychain\"]\n", "keychain"),
         ];
         for (body, expected) in cases {
             let err = parse(
