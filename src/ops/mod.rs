@@ -216,8 +216,13 @@ impl Session {
         if !errors.is_empty() {
             return Err(OpsError::Resolve(errors));
         }
-        let mut plan =
-            plan::build(resolved, self.probing_sink.as_ref(), &self.target_base, &self.store).await?;
+        let mut plan = plan::build(
+            resolved,
+            self.probing_sink.as_ref(),
+            &self.target_base,
+            &self.store,
+        )
+        .await?;
         plan.archives = stats;
         Ok(plan)
     }
