@@ -14,7 +14,10 @@
 //! - [`store`]: the content-addressed, verified cache (an OCI layout on disk).
 //! - [`archive`]: offline formats as streams (the deterministic bundle writer and its reader).
 //! - [`endpoint`]: one source/sink shape over every place images live.
-//! - [`resolve`]: tags → digests, platform selection, subset indexes.
+//! - [`lock`]: `mirrorfile.lock`, every source tag pinned to a digest (read with spans, written
+//!   deterministically).
+//! - [`resolve`]: tags → digests (from the lock, or the network), whole repositories → tags,
+//!   platform selection, subset indexes.
 //! - [`plan`]: what is missing where, as a petgraph DAG of tasks, each with its reason.
 //! - [`execute`]: runs the DAG on tokio with bounded concurrency; reports through a trait.
 //! - [`report`]: terraform-like text and stable JSON.
@@ -27,6 +30,7 @@ pub mod cli;
 pub mod endpoint;
 pub mod environment;
 pub mod execute;
+pub mod lock;
 pub mod mirrorfile;
 pub mod model;
 pub mod oci;

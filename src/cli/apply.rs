@@ -7,13 +7,19 @@ use std::time::Instant;
 use clap::Args;
 
 use super::output::{print_stdout, stdout_color, to_json};
-use super::{diagnostics, progress, reporter, Cli, ProgressMode};
+use super::{diagnostics, lock, progress, reporter, Cli, ProgressMode};
 use crate::execute::{Options, Reporter, RetryPolicy};
-use crate::ops::Session;
+use crate::ops::saved::SavedPlan;
+use crate::ops::{LockMode, Session};
+use crate::plan::Plan;
 use crate::report;
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    /// A plan saved with `mirror plan -o FILE`: applied only if nothing it was made from changed.
+    #[arg(value_name = "PLAN")]
+    pub plan: Option<std::path::PathBuf>,
+
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -30,7 +36,20 @@ pub async fn run(
     bars: bool,
 ) -> miette::Result<ExitCode> {
     let started = Instant::now();
-    let plan = session.plan().await.map_err(diagnostics::ops)?;
+    let mode = LockMode {
+        locked: cli.locked,
+        ..LockMode::default()
+    };
+    let plan = match &args.plan {
+        None => {
+            let resolution = lock::resolve_and_write(session, &mode, cli.quiet).await?;
+            session
+                .plan_resolved(resolution.resolved, resolution.archives)
+                .await
+                .map_err(diagnostics::ops)?
+        }
+        Some(path) => saved_plan(session, &mode, path).await?,
+    };
     let style = report::human::Style::new(stdout_color());
     if !args.json && !cli.quiet {
         print_stdout(&report::human::plan(&plan, &session.target_name, style));
@@ -83,4 +102,26 @@ pub async fn run(
     } else {
         Err(diagnostics::failures(&plan, &outcome))
     }
+}
+
+/// A saved plan: resolved again from the same lock (never written here), planned again, and
+/// refused unless every input is what the plan saw.
+async fn saved_plan(
+    session: &Session,
+    mode: &LockMode,
+    path: &std::path::Path,
+) -> miette::Result<Plan> {
+    let saved = SavedPlan::load(path).map_err(|e| diagnostics::ops(e.into()))?;
+    let resolution = session.resolve(mode).await.map_err(diagnostics::ops)?;
+    let plan = session
+        .plan_resolved(resolution.resolved.clone(), resolution.archives)
+        .await
+        .map_err(diagnostics::ops)?;
+    let now = session
+        .plan_inputs(&resolution, &plan)
+        .map_err(|e| diagnostics::ops(e.into()))?;
+    saved
+        .check(path, &now)
+        .map_err(|e| diagnostics::ops(e.into()))?;
+    Ok(plan)
 }

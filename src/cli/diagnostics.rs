@@ -37,6 +37,8 @@ pub fn ops(error: OpsError) -> Report {
                 errors.len()
             )
         }
+        // A damaged lock points at its line, as Mirrorfile errors do.
+        OpsError::Lock(error) => Report::new(error),
         other => {
             let message = chain(&other);
             miette!(help = "nothing was transferred", "{message}")

@@ -10,6 +10,7 @@ mod completions;
 mod diagnostics;
 mod init;
 mod inspect;
+mod lock;
 mod logging;
 mod output;
 mod plan;
@@ -63,6 +64,15 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub allow_platform_mismatch: bool,
 
+    /// Fail instead of changing mirrorfile.lock (an entry missing, or the Mirrorfile edited).
+    #[arg(long, global = true)]
+    pub locked: bool,
+
+    /// Use only the lock and the cache: no request to any source registry (the target is still
+    /// contacted). Anything not cached is an error naming the missing digests.
+    #[arg(long, global = true)]
+    pub offline: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -84,8 +94,10 @@ pub enum ProgressMode {
 pub enum Command {
     /// Show what `apply` would change on the target and how many bytes would move.
     Plan(plan::PlanArgs),
-    /// Make the target match the Mirrorfile.
+    /// Make the target match the Mirrorfile (or run a plan saved with `plan -o`).
     Apply(apply::ApplyArgs),
+    /// Resolve every source and write mirrorfile.lock, without touching the target.
+    Lock(lock::LockArgs),
     /// Work with bundles (the one file carried across an air gap).
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
@@ -130,7 +142,8 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
     match &cli.command {
-        Command::Plan(args) => plan::run(&session(&cli).await?, args).await,
+        Command::Plan(args) => plan::run(&session(&cli).await?, args, &cli).await,
+        Command::Lock(args) => lock::run(&session(&cli).await?, args, &cli).await,
         Command::Apply(args) => apply::run(&session(&cli).await?, args, &cli, bars).await,
         Command::Bundle(command) => bundle::run(command).await,
         Command::Inspect(args) => inspect::run(&cli, args).await,
@@ -162,7 +175,7 @@ async fn session(cli: &Cli) -> miette::Result<Session> {
         retries: cli.retries,
         ..RetryPolicy::default()
     };
-    Session::open(model, &default_cache(&env), env, retry)
+    Session::open_with(model, &default_cache(&env), env, retry, cli.offline)
         .await
         .map_err(diagnostics::ops)
 }

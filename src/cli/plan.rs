@@ -4,9 +4,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::diagnostics;
+use std::path::PathBuf;
+
 use super::output::{print_stdout, stdout_color, to_json};
-use crate::ops::Session;
+use super::{diagnostics, lock, Cli};
+use crate::ops::saved::SavedPlan;
+use crate::ops::{LockMode, Session};
 use crate::report;
 
 #[derive(Debug, Args)]
@@ -18,10 +21,41 @@ pub struct PlanArgs {
     /// Exit with 2 when changes are pending, 0 when there are none (as terraform does).
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// Also save the plan to FILE, for `mirror apply FILE`.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
-pub async fn run(session: &Session, args: &PlanArgs) -> miette::Result<ExitCode> {
-    let plan = session.plan().await.map_err(diagnostics::ops)?;
+pub async fn run(session: &Session, args: &PlanArgs, cli: &Cli) -> miette::Result<ExitCode> {
+    // `plan` (unlike `apply`) asks upstream where pinned tags point now, to report drift.
+    let mode = LockMode {
+        locked: cli.locked,
+        check_drift: true,
+        ..LockMode::default()
+    };
+    let resolution = lock::resolve_and_write(session, &mode, cli.quiet).await?;
+    let plan = session
+        .plan_resolved(resolution.resolved.clone(), resolution.archives)
+        .await
+        .map_err(diagnostics::ops)?;
+    if let Some(out) = &args.out {
+        let inputs = session
+            .plan_inputs(&resolution, &plan)
+            .map_err(|e| diagnostics::ops(e.into()))?;
+        let doc = serde_json::to_value(report::json::plan(&plan))
+            .map_err(|e| miette::miette!("cannot serialise the plan: {e}"))?;
+        SavedPlan::new(inputs, doc)
+            .save(out)
+            .map_err(|e| diagnostics::ops(e.into()))?;
+        if !cli.quiet {
+            eprintln!(
+                "Saved the plan to {}; `mirror apply {}` applies exactly this.",
+                out.display(),
+                out.display()
+            );
+        }
+    }
     if args.json {
         print_stdout(&to_json(&report::json::plan(&plan)));
     } else {

@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod layout;
+pub mod offline;
 pub mod registry;
 pub mod retry;
 pub mod retrying;
@@ -50,6 +51,11 @@ pub enum EndpointError {
         attempts: u32,
         last: Box<EndpointError>,
     },
+    /// `--offline`: the answer would need the network.
+    #[error("offline: {0}")]
+    Offline(String),
+    #[error("{what} is not supported by {endpoint}")]
+    Unsupported { what: String, endpoint: String },
 }
 
 impl EndpointError {
@@ -111,6 +117,14 @@ pub trait Source: Send + Sync {
     /// HTTP requests made so far (0 for local sources).
     fn requests(&self) -> u64 {
         0
+    }
+
+    /// Every tag of a repository, as the source lists them (any order).
+    async fn list_tags(&self, repository: &str) -> Result<Vec<String>, EndpointError> {
+        Err(EndpointError::Unsupported {
+            what: format!("listing the tags of {repository}"),
+            endpoint: self.describe(),
+        })
     }
 
     /// A small blob (an image config) read whole, refusing anything over `limit` bytes.

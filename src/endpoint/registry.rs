@@ -76,6 +76,10 @@ impl Source for RegistryEndpoint {
     fn requests(&self) -> u64 {
         self.client.requests_made()
     }
+
+    async fn list_tags(&self, repository: &str) -> Result<Vec<String>, EndpointError> {
+        Ok(self.client.list_tags(repository).await?)
+    }
 }
 
 #[async_trait]

@@ -86,6 +86,13 @@ impl Source for RetryingSource {
         self.inner.requests()
     }
 
+    async fn list_tags(&self, repository: &str) -> Result<Vec<String>, EndpointError> {
+        retried(self.policy, "list tags", || {
+            self.inner.list_tags(repository)
+        })
+        .await
+    }
+
     async fn small_blob(
         &self,
         repository: &str,

@@ -67,8 +67,13 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
         prefix: target_kind.prefix(),
     };
     let mut images = Images::default();
+    let mut repositories = Vec::new();
     for entry in &doc.images {
-        cx.entry(entry, &target, &defaults, &mut images)?;
+        if entry.get_ref().repository.is_some() {
+            repositories.push(cx.repository(entry, &target, &defaults)?);
+        } else {
+            cx.entry(entry, &target, &defaults, &mut images)?;
+        }
     }
     let mut bundles = Vec::new();
     for entry in &doc.bundles {
@@ -90,6 +95,7 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
         images: images.into_sources(),
         bundles,
         archives,
+        repositories,
         cache_dir,
     })
 }
@@ -103,15 +109,15 @@ pub(super) struct Lowerer {
 
 /// Platform and index settings, from `[defaults]` or an entry.
 #[derive(Clone)]
-struct Settings {
-    platforms: PlatformSelection,
-    index: IndexMode,
+pub(super) struct Settings {
+    pub(super) platforms: PlatformSelection,
+    pub(super) index: IndexMode,
 }
 
 /// What target naming needs from `[target]`.
-struct TargetName<'a> {
-    host: &'a str,
-    prefix: Option<&'a str>,
+pub(super) struct TargetName<'a> {
+    pub(super) host: &'a str,
+    pub(super) prefix: Option<&'a str>,
 }
 
 impl Lowerer {
@@ -159,13 +165,16 @@ impl Lowerer {
         images: &mut Images,
     ) -> Result<(), MirrorfileError> {
         let e = entry.get_ref();
-        let settings = Settings {
-            platforms: match &e.platforms {
-                Some(p) => self.platforms(p)?,
-                None => defaults.platforms.clone(),
-            },
-            index: index_mode(e.index.as_ref(), defaults.index),
-        };
+        let settings = self.settings(e, defaults)?;
+        if let Some(tags) = &e.tags {
+            let help = "`tags` filters the tags of a whole repository: write `repository = \"registry/path\"` instead of `ref`/`list`";
+            return Err(self.file.invalid(
+                tags.span(),
+                "`tags` needs `repository`",
+                "only with `repository`",
+                help,
+            ));
+        }
         match (&e.reference, &e.list) {
             (Some(reference), Some(list)) => {
                 let msg = "an [[images]] entry takes `ref` or `list`, not both";
@@ -180,7 +189,7 @@ impl Lowerer {
                     .with_label(reference.span(), "`ref` here"))
             }
             (None, None) => {
-                let msg = "this [[images]] entry has neither `ref` nor `list`";
+                let msg = "this [[images]] entry has none of `ref`, `list`, `repository`";
                 let help =
                     "add `ref = \"docker.io/library/alpine:3.20\"` or `list = \"images.txt\"`";
                 Err(self
@@ -249,6 +258,21 @@ impl Lowerer {
                 Ok(())
             }
         }
+    }
+
+    /// An entry's platform and index settings, falling back to `[defaults]`.
+    pub(super) fn settings(
+        &self,
+        e: &ImageEntry,
+        defaults: &Settings,
+    ) -> Result<Settings, MirrorfileError> {
+        Ok(Settings {
+            platforms: match &e.platforms {
+                Some(p) => self.platforms(p)?,
+                None => defaults.platforms.clone(),
+            },
+            index: index_mode(e.index.as_ref(), defaults.index),
+        })
     }
 
     fn read_list(&self, list: &Spanned<String>) -> Result<Rc<SourceFile>, MirrorfileError> {

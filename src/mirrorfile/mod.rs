@@ -13,6 +13,7 @@ mod image_list;
 mod lower;
 mod naming;
 mod registries;
+mod repository;
 pub mod schema;
 mod starter;
 

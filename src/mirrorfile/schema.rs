@@ -171,7 +171,8 @@ pub struct ArchiveEntry {
     pub allow_platform_mismatch: Option<bool>,
 }
 
-/// One `[[images]]` entry: a single reference (`ref`) or a list file (`list`).
+/// One `[[images]]` entry: a single reference (`ref`), a list file (`list`) or a whole
+/// repository filtered by tag (`repository` + `tags`).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageEntry {
@@ -182,6 +183,12 @@ pub struct ImageEntry {
     /// A file with one reference per line, relative to the Mirrorfile's directory.
     #[schemars(with = "Option<String>")]
     pub list: Option<Spanned<String>>,
+    /// A whole repository (`registry/path`, no tag), with `tags` saying which tags to copy.
+    #[schemars(with = "Option<String>")]
+    pub repository: Option<Spanned<String>>,
+    /// Which tags of `repository` to copy; only with `repository`.
+    #[schemars(with = "Option<TagsTable>")]
+    pub tags: Option<Spanned<TagsTable>>,
     /// `os/architecture[/variant]` selectors for this entry, overriding `[defaults]`.
     #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
@@ -206,6 +213,21 @@ pub struct BundleEntry {
     /// `rewrite` (the default) or `sparse`.
     #[schemars(with = "Option<Index>")]
     pub index: Option<Spanned<Index>>,
+}
+
+/// `tags = { regex = "…", semver = "…", latest = N }`: every key optional, all must hold.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagsTable {
+    /// A regular expression a tag must match (anywhere; anchor with `^…$`).
+    #[schemars(with = "Option<String>")]
+    pub regex: Option<Spanned<String>>,
+    /// A semver requirement (`>=3.18, <4`) a tag, read as a version, must satisfy.
+    #[schemars(with = "Option<String>")]
+    pub semver: Option<Spanned<String>>,
+    /// Keep only the N highest of the tags left.
+    #[schemars(with = "Option<u32>")]
+    pub latest: Option<Spanned<i64>>,
 }
 
 /// `[cache]`.

@@ -105,3 +105,11 @@ snapshot!(
     &[("k3s-images.txt", "docker.io/rancher/klipper-lb:v0.4.9\ndocker.io/rancher/mirrored-pause:3.6\n")]
 );
 snapshot!(wrong_type, "[target]\nregistry = 5000\n");
+snapshot!(
+    bad_tag_regex,
+    format!("{TARGET}\n[[images]]\nrepository = \"docker.io/library/alpine\"\ntags = {{ regex = \"^3.(\" }}\n")
+);
+snapshot!(
+    bad_tag_semver,
+    format!("{TARGET}\n[[images]]\nrepository = \"docker.io/library/alpine\"\ntags = {{ semver = \">=three\" }}\n")
+);

@@ -405,3 +405,77 @@ fn layout_and_bundle_targets_and_bundle_sources() {
     );
     assert!(err.message().contains("path"), "{}", err.message());
 }
+
+#[test]
+fn repository_entries_lower_to_filtered_repositories() {
+    let text = format!(
+        "{TARGET}prefix = \"m\"\n\n[[images]]\nrepository = \"alpine\"\ntags = {{ regex = '^3\\.', semver = \">=3.18\", latest = 3 }}\nplatforms = [\"linux/arm64\"]\n"
+    );
+    let (_dir, model) = lower(&text, &[]);
+    assert!(model.images.is_empty());
+    let repo = &model.repositories[0];
+    assert_eq!(repo.name(), "docker.io/library/alpine");
+    assert_eq!(repo.target_repository, "m/library/alpine");
+    assert_eq!(repo.platforms, platforms(&["linux/arm64"]));
+    assert_eq!(repo.origin.line, 5);
+    assert_eq!(
+        repo.filter.describe(),
+        r#"regex = "^3\\.", semver = ">=3.18", latest = 3"#
+    );
+    let image = repo.image("3.20").expect("image of a tag");
+    assert_eq!(
+        name(&image),
+        "docker.io/library/alpine:3.20 -> m/library/alpine:3.20"
+    );
+}
+
+#[test]
+fn repository_entry_mistakes_point_at_the_value() {
+    let cases = [
+        (
+            "repository = \"alpine:3.20\"\ntags = { latest = 1 }",
+            "names one image",
+            "\"alpine:3.20\"",
+        ),
+        ("repository = \"alpine\"", "needs `tags`", "\"alpine\""),
+        (
+            "repository = \"alpine\"\ntags = { latest = 0 }",
+            "positive",
+            "0",
+        ),
+        (
+            "repository = \"alpine\"\ntags = { regex = \"(\" }",
+            "invalid regex",
+            "\"(\"",
+        ),
+        (
+            "repository = \"alpine\"\ntags = { semver = \">=three\" }",
+            "invalid semver",
+            "\">=three\"",
+        ),
+        (
+            "ref = \"alpine\"\ntags = { latest = 1 }",
+            "needs `repository`",
+            "{ latest = 1 }",
+        ),
+        (
+            "repository = \"alpine\"\nto = \"x\"\ntags = { latest = 1 }",
+            "cannot be used",
+            "\"x\"",
+        ),
+    ];
+    for (body, message, underlined) in cases {
+        let text = format!("{TARGET}\n[[images]]\n{body}\n");
+        let err = lower_err(&text, &[]);
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{body}");
+        assert!(err.message().contains(message), "{body}: {}", err.message());
+        let label = miette::Diagnostic::labels(&err)
+            .and_then(|mut l| l.next())
+            .expect("a label");
+        assert_eq!(
+            &text[label.offset()..label.offset() + label.len()],
+            underlined,
+            "{body}"
+        );
+    }
+}

@@ -5,10 +5,14 @@
 //! looks at TOML again. Each source keeps an [`Origin`] so later errors can still say "declared at
 //! mirrorfile.toml:12".
 
+pub mod filter;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::oci::{Platform, Reference};
+
+pub use filter::TagFilter;
 
 /// A whole Mirrorfile, lowered.
 #[derive(Debug, Clone)]
@@ -26,6 +30,9 @@ pub struct Model {
     pub bundles: Vec<BundleSource>,
     /// `[[archives]]` entries, in Mirrorfile order.
     pub archives: Vec<ArchiveSource>,
+    /// Whole repositories (`repository = …` with a tag filter), expanded into images when the
+    /// tags are known (from the lock, or from the registry's tag list).
+    pub repositories: Vec<RepositorySource>,
     /// `[cache] dir`, resolved relative to the Mirrorfile; `None` means the user's cache dir.
     pub cache_dir: Option<PathBuf>,
 }
@@ -265,6 +272,41 @@ pub struct ArchiveSource {
     /// Platform contradictions are warnings instead of errors.
     pub allow_platform_mismatch: bool,
     pub origin: Origin,
+}
+
+/// A whole repository, filtered by tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySource {
+    /// `registry/repository`, without tag or digest.
+    pub registry: String,
+    pub repository: String,
+    pub filter: TagFilter,
+    pub platforms: PlatformSelection,
+    pub index_mode: IndexMode,
+    /// The repository path on the target, prefix already applied.
+    pub target_repository: String,
+    pub origin: Origin,
+}
+
+impl RepositorySource {
+    /// `registry/repository`, as the lock and messages name it.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The image for one of its tags.
+    pub fn image(&self, tag: &str) -> Option<ImageSource> {
+        let reference = Reference::new(&self.registry, &self.repository, Some(tag), None).ok()?;
+        Some(ImageSource {
+            reference,
+            platforms: self.platforms.clone(),
+            index_mode: self.index_mode,
+            target_repository: self.target_repository.clone(),
+            target_tag: Some(tag.to_string()),
+            origin: self.origin.clone(),
+            location: SourceLocation::Registry,
+        })
+    }
 }
 
 /// Where a source was declared, for error messages.

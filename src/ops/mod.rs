@@ -2,6 +2,10 @@
 //! Commands in `cli` stay thin over these; tests and benchmarks can call them directly.
 
 pub mod inspect;
+mod lock;
+pub mod saved;
+
+pub use lock::{LockMode, Resolution};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,12 +16,15 @@ mod bundles;
 use crate::archive::BundleWritten;
 use crate::endpoint::bundle::{BundleError, BundleSink};
 use crate::endpoint::layout::{LayoutError, LayoutSink};
+use crate::endpoint::offline::OfflineSource;
 use crate::endpoint::registry::RegistryEndpoint;
 use crate::endpoint::retrying::RetryingSink;
 use crate::endpoint::{EndpointError, Sink};
 use crate::environment::Environment;
 use crate::execute::{self, Options, Outcome, Reporter, RetryPolicy};
+use crate::lock::{Change, LockError};
 use crate::model::{ImageSource, Model, Origin, Target};
+use crate::oci::Digest;
 use crate::plan::{self, Plan, PlanError};
 use crate::registry::{Client, CredentialStore, RegistryError};
 use crate::resolve::archives::ArchiveStats;
@@ -62,6 +69,33 @@ pub enum OpsError {
     BundleWrite(#[from] BundleError),
     #[error("a worker thread failed: {0}")]
     Worker(String),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("{path} is missing, and --locked needs it")]
+    NoLock { path: PathBuf },
+    #[error("{path} is out of date, and --locked forbids changing it:\n{}", lines(.changes))]
+    LockedChanges {
+        path: PathBuf,
+        /// Each change, with where its entry is declared (none for a removed one).
+        changes: Vec<(Change, Option<Origin>)>,
+    },
+    #[error("offline, and {} blob(s) the target needs are not in the cache:\n{}", .missing.len(), .missing.iter().map(|(image, d)| format!("  {d} (for {image})")).collect::<Vec<_>>().join("\n"))]
+    OfflineMissing { missing: Vec<(String, Digest)> },
+    #[error("`{0}` matches no image or repository of the Mirrorfile")]
+    UnknownUpdate(String),
+    #[error(transparent)]
+    Saved(#[from] saved::SavedPlanError),
+}
+
+fn lines(changes: &[(Change, Option<Origin>)]) -> String {
+    changes
+        .iter()
+        .map(|(change, origin)| match origin {
+            Some(origin) => format!("  {change} (declared at {origin})"),
+            None => format!("  {change}"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Everything one command run talks to.
@@ -83,6 +117,8 @@ pub struct Session {
     bundle: Option<Arc<BundleSink>>,
     /// The Mirrorfile's images followed by those of its `[[bundles]]`.
     images: Vec<ImageSource>,
+    /// `--offline`: every source registry is an [`OfflineSource`].
+    pub offline: bool,
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/mirror`, else `~/.cache/mirror`.
@@ -105,6 +141,18 @@ impl Session {
         default_cache: &Path,
         env: Environment,
         retry: RetryPolicy,
+    ) -> Result<Session, OpsError> {
+        Session::open_with(model, default_cache, env, retry, false).await
+    }
+
+    /// [`Session::open`]; with `offline`, sources are never contacted: every source registry is
+    /// an [`OfflineSource`], so only the lock and the cache can answer (the target still is).
+    pub async fn open_with(
+        model: Model,
+        default_cache: &Path,
+        env: Environment,
+        retry: RetryPolicy,
+        offline: bool,
     ) -> Result<Session, OpsError> {
         let cache_dir = model
             .cache_dir
@@ -137,8 +185,17 @@ impl Session {
                 (sink, format!("bundle {}", path.display()), base)
             }
         };
-        for image in &model.images {
-            let host = image.reference.registry();
+        let hosts = model
+            .images
+            .iter()
+            .map(|i| i.reference.registry())
+            .chain(model.repositories.iter().map(|r| r.registry.as_str()));
+        let mut sources = Sources::default();
+        for host in hosts {
+            if offline {
+                sources.insert(host, Arc::new(OfflineSource::new(host)));
+                continue;
+            }
             if !clients.contains_key(host) {
                 clients.insert(
                     host.to_string(),
@@ -146,9 +203,10 @@ impl Session {
                 );
             }
         }
-        let mut sources = Sources::default();
-        for (host, client) in &clients {
-            sources.insert(host, Arc::new(RegistryEndpoint::new(client.clone())));
+        if !offline {
+            for (host, client) in &clients {
+                sources.insert(host, Arc::new(RegistryEndpoint::new(client.clone())));
+            }
         }
         let mut images = model.images.clone();
         bundles::open_all(&model, &store, &mut sources, &mut images).await?;
@@ -166,6 +224,7 @@ impl Session {
             clients,
             bundle,
             images,
+            offline,
         })
     }
 
@@ -178,10 +237,7 @@ impl Session {
         let mut extra = Vec::new();
         for (name, path) in [
             ("mirrorfile.toml", self.model.path.clone()),
-            (
-                "mirrorfile.lock",
-                self.model.path.with_file_name("mirrorfile.lock"),
-            ),
+            ("mirrorfile.lock", self.lock_path()),
         ] {
             match std::fs::read(&path) {
                 Ok(bytes) => extra.push((name.to_string(), bytes)),
@@ -200,22 +256,22 @@ impl Session {
         self.clients.values().map(|c| c.requests_made()).sum()
     }
 
-    /// Resolves every image (registries and archives) and plans against the target.
+    /// Resolves every image (registries through the lock, and archives), writes the lock when
+    /// it changed, and plans against the target.
     pub async fn plan(&self) -> Result<Plan, OpsError> {
-        let results = resolve::resolve_all(&self.images, &self.probing_sources, &self.store).await;
-        let mut resolved = Vec::with_capacity(results.len());
-        let mut errors = Vec::new();
-        for result in results {
-            match result {
-                Ok(image) => resolved.push(image),
-                Err(e) => errors.push(e),
-            }
-        }
-        let (from_archives, stats) = self.resolve_archives(&resolved, &mut errors).await?;
-        resolved.extend(from_archives);
-        if !errors.is_empty() {
-            return Err(OpsError::Resolve(errors));
-        }
+        let resolution = self.resolve(&LockMode::default()).await?;
+        self.write_lock(&resolution)?;
+        self.plan_resolved(resolution.resolved, resolution.archives)
+            .await
+    }
+
+    /// Plans resolved images against the target. Offline, a blob that would have to be
+    /// downloaded is an error naming it (and its image), before anything is pushed.
+    pub async fn plan_resolved(
+        &self,
+        resolved: Vec<resolve::ResolvedImage>,
+        archives: ArchiveStats,
+    ) -> Result<Plan, OpsError> {
         let mut plan = plan::build(
             resolved,
             self.probing_sink.as_ref(),
@@ -223,7 +279,24 @@ impl Session {
             &self.store,
         )
         .await?;
-        plan.archives = stats;
+        plan.archives = archives;
+        if self.offline {
+            let missing: Vec<(String, Digest)> = plan
+                .fetches()
+                .into_iter()
+                .map(|(i, d)| {
+                    let image = plan
+                        .images
+                        .get(i)
+                        .map(|p| p.resolved.source.reference.to_string())
+                        .unwrap_or_default();
+                    (image, d)
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Err(OpsError::OfflineMissing { missing });
+            }
+        }
         Ok(plan)
     }
 

@@ -4,6 +4,7 @@
 //! repository prunes its blobs; a blob already there is skipped; a blob another target
 //! repository has is mounted instead of uploaded; each digest moves once per repository.
 
+pub mod fingerprint;
 mod probe;
 pub mod task;
 
@@ -76,6 +77,8 @@ pub struct Plan {
     pub prefetched: Totals,
     /// What reading `[[archives]]` cost in this run (all zero without archives).
     pub archives: ArchiveStats,
+    /// [`TargetState::fingerprint`] of what the probe saw (for saved plans).
+    pub target_fingerprint: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +90,18 @@ pub struct PlanError {
 }
 
 impl Plan {
+    /// Blobs the run would have to download (not in the cache, needed by the target), with the
+    /// image (index into `images`) that needs each first.
+    pub fn fetches(&self) -> Vec<(usize, Digest)> {
+        self.graph
+            .node_weights()
+            .filter_map(|n| match &n.task {
+                Task::FetchBlob { descriptor, .. } => Some((n.image, descriptor.digest.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
         self.images.iter().any(|i| i.action != Action::Unchanged)
@@ -327,6 +342,7 @@ pub fn assemble(
         graph,
         prefetched,
         archives: ArchiveStats::default(),
+        target_fingerprint: state.fingerprint(),
     }
 }
 

@@ -37,6 +37,16 @@ impl TargetState {
             .is_some_and(|repos| repos.contains(repository))
     }
 
+    /// Every (repository, manifest digest) known to exist, sorted.
+    pub fn manifests(&self) -> impl Iterator<Item = &(String, Digest)> {
+        self.manifests.iter()
+    }
+
+    /// Every blob known to exist, with the repositories holding it, sorted.
+    pub fn blobs(&self) -> impl Iterator<Item = (&Digest, &BTreeSet<String>)> {
+        self.blobs.iter()
+    }
+
     /// Another repository of the target that holds `digest` (for a cross-repository mount).
     pub fn blob_elsewhere(&self, digest: &Digest, repository: &str) -> Option<String> {
         self.blobs

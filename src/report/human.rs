@@ -135,6 +135,13 @@ fn image_lines(out: &mut String, image: &ImagePlan, style: Style) {
         }
         let _ = writeln!(out, "      {}", parts.join(", "));
     }
+    if let Some(drift) = &r.drift {
+        let _ = writeln!(
+            out,
+            "      upstream tag moved: {} → {}; keeping the locked digest",
+            drift.locked, drift.upstream
+        );
+    }
     for warning in &r.warnings {
         let _ = writeln!(out, "      {} {warning}", style.yellow("warning:"));
     }

@@ -28,6 +28,10 @@ pub struct PlanImage {
     pub platforms: Vec<String>,
     pub missing_platforms: Vec<String>,
     pub warnings: Vec<String>,
+    /// Whether `source_digest` came from the lock.
+    pub locked: bool,
+    /// Set when the lock pins `source_digest` but the tag upstream now points elsewhere.
+    pub drift: Option<DriftDoc>,
     pub fetch: Totals,
     pub push: Totals,
     pub mount: Totals,
@@ -62,6 +66,14 @@ fn archive_entries(image: &ImagePlan) -> Option<Vec<ArchiveEntry>> {
 }
 
 #[derive(Serialize)]
+pub struct DriftDoc {
+    /// What the lock pins (and what is mirrored).
+    pub locked: String,
+    /// Where the tag points upstream now.
+    pub upstream: String,
+}
+
+#[derive(Serialize)]
 pub struct PlanSummary {
     pub images: u64,
     pub create: u64,
@@ -87,6 +99,11 @@ fn plan_image(image: &ImagePlan) -> PlanImage {
         platforms: r.platforms.iter().map(|p| p.to_string()).collect(),
         missing_platforms: r.missing_platforms.iter().map(|p| p.to_string()).collect(),
         warnings: r.warnings.clone(),
+        locked: r.pinned,
+        drift: r.drift.as_ref().map(|d| DriftDoc {
+            locked: d.locked.to_string(),
+            upstream: d.upstream.to_string(),
+        }),
         fetch: image.fetch,
         push: image.push,
         mount: image.mount,

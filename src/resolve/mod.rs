@@ -3,9 +3,14 @@
 //! verified) and every blob listed.
 //!
 //! Resolution reads only manifests and image configs (small), through the cache: a digest that is
-//! already cached is never fetched again, so a rerun costs one HEAD per tag at the source.
+//! already cached is never fetched again. With a lock entry ([`Policy`]), the tag is not resolved
+//! either, so a rerun with a complete lock and cache costs no source request at all.
 
 pub mod archives;
+mod error;
+mod pinned;
+mod policy;
+mod repository;
 mod select;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,11 +19,15 @@ use std::sync::Arc;
 use futures_util::{stream, StreamExt};
 
 use crate::endpoint::{EndpointError, Source};
-use crate::model::{ImageSource, IndexMode, Origin, PlatformSelection};
+use crate::model::{ImageSource, IndexMode, PlatformSelection};
 use crate::oci::canonical::subset_index_with;
 use crate::oci::{Descriptor, Digest, ManifestView, Platform, RawManifest};
 use crate::store::{Store, StoreError};
 
+pub use error::{ResolveError, ResolveErrorKind};
+pub use pinned::lockfile;
+pub use policy::{Policy, Refresh, Selector};
+pub use repository::{expand, images_of, ExpandedRepository};
 pub use select::{select, Selection};
 
 /// How deep indexes may nest (index → index → … → manifest) before we refuse.
@@ -69,8 +78,17 @@ impl Sources {
 #[derive(Debug, Clone)]
 pub struct ResolvedImage {
     pub source: ImageSource,
-    /// What the source reference points at upstream.
+    /// What the source reference points at upstream (as pinned by the lock, when it has it).
     pub upstream_digest: Digest,
+    /// The media type of that manifest (as the lock records it, when pinned).
+    pub upstream_media_type: String,
+    /// Whether `upstream_digest` came from the lock.
+    pub pinned: bool,
+    /// Set when the lock pins `upstream_digest` but the tag upstream now points elsewhere.
+    pub drift: Option<Drift>,
+    /// The child manifest of every platform the target will have (the root itself for a
+    /// single-platform image).
+    pub children: Vec<(Platform, Digest)>,
     /// What the target tag will point at: the upstream bytes, or a rewritten subset index.
     pub root: RawManifest,
     /// Manifests to push before the root, children before parents, without duplicates.
@@ -106,6 +124,15 @@ pub struct ArchivePlatform {
     pub upstream_index: Option<Digest>,
 }
 
+/// A pinned tag that upstream has moved since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    /// What the lock pins (and what is mirrored).
+    pub locked: Digest,
+    /// Where the tag points upstream now.
+    pub upstream: Digest,
+}
+
 /// A manifest to push and the blobs it needs (empty for an index).
 #[derive(Debug, Clone)]
 pub struct ManifestNeed {
@@ -129,91 +156,6 @@ impl ResolvedImage {
     }
 }
 
-/// Why one image could not be resolved, and which image (with where it was declared).
-#[derive(Debug, thiserror::Error)]
-#[error("{image} (declared at {origin}): {kind}")]
-pub struct ResolveError {
-    pub image: String,
-    pub origin: Origin,
-    pub kind: Box<ResolveErrorKind>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveErrorKind {
-    #[error(transparent)]
-    Endpoint(EndpointError),
-    #[error(transparent)]
-    Store(StoreError),
-    #[error("no source for `{0}`")]
-    NoSource(String),
-    #[error("it is pinned by index digest {0}, but only some of its platforms are selected: a rewritten index would have another digest")]
-    PinnedSubset(Digest),
-    #[error("indexes nested more than {MAX_INDEX_DEPTH} levels deep")]
-    TooDeep,
-    #[error("none of the selected platforms ({selected}) is in its index, which has {available}")]
-    NothingSelected { selected: String, available: String },
-    #[error(transparent)]
-    Archive(crate::archive::ArchiveError),
-    #[error("its config says {stated}, but {claim} (archive {})", archive.display())]
-    PlatformMismatch {
-        archive: std::path::PathBuf,
-        stated: Platform,
-        claim: String,
-    },
-    #[error("two archives give different {platform} images for this tag: {} (config {first_config}) and {} (config {second_config})", first.display(), second.display())]
-    PlatformConflict {
-        platform: Platform,
-        first: std::path::PathBuf,
-        first_config: Digest,
-        second: std::path::PathBuf,
-        second_config: Digest,
-    },
-    #[error("it is not in any archive matching `{pattern}`")]
-    NotInArchives { pattern: String },
-    #[error("`index = false`, but the archives give several platforms for this tag ({platforms})")]
-    IndexFalse { platforms: String },
-    #[error("it is also the target of an [[images]] entry; one tag cannot come from both")]
-    TargetClash,
-    #[error("config {digest} of manifest {manifest} is not a valid image config: {detail}")]
-    BadConfig {
-        digest: Digest,
-        manifest: Digest,
-        detail: String,
-    },
-}
-
-impl ResolveError {
-    fn new(image: &ImageSource, kind: ResolveErrorKind) -> ResolveError {
-        ResolveError {
-            image: image.display(),
-            origin: image.origin.clone(),
-            kind: Box::new(kind),
-        }
-    }
-
-    /// The `help:` line the CLI shows.
-    pub fn help(&self) -> Option<String> {
-        match *self.kind {
-            ResolveErrorKind::PinnedSubset(_) => Some(
-                "set `index = \"sparse\"` to push the original index with only the selected children, remove `platforms` to copy every platform, or pin the child manifest's digest instead".into(),
-            ),
-            ResolveErrorKind::PlatformMismatch { .. } => Some(
-                "check that the right archive is named; pass --allow-platform-mismatch (or set `allow_platform_mismatch = true` on the entry) to push it anyway".into(),
-            ),
-            ResolveErrorKind::PlatformConflict { .. } => Some(
-                "the archives disagree about this image: use archives of one release, or take the image from one of them with `images = [...]`".into(),
-            ),
-            ResolveErrorKind::IndexFalse { .. } => {
-                Some("remove `index = false`, so the platforms are pushed as one index".into())
-            }
-            ResolveErrorKind::NothingSelected { .. } => {
-                Some("change `platforms` for this image, or remove it to copy every platform".into())
-            }
-            _ => None,
-        }
-    }
-}
-
 /// Resolves every image, concurrently, keeping Mirrorfile order. All errors are returned, not
 /// just the first, so one run shows every broken entry.
 pub async fn resolve_all(
@@ -221,8 +163,18 @@ pub async fn resolve_all(
     sources: &Sources,
     store: &Store,
 ) -> Vec<Result<ResolvedImage, ResolveError>> {
+    resolve_all_with(images, sources, store, &Policy::default()).await
+}
+
+/// [`resolve_all`] with a lock-aware policy.
+pub async fn resolve_all_with(
+    images: &[ImageSource],
+    sources: &Sources,
+    store: &Store,
+    policy: &Policy,
+) -> Vec<Result<ResolvedImage, ResolveError>> {
     stream::iter(images.iter())
-        .map(|image| resolve_image(image, sources, store))
+        .map(|image| resolve_image(image, sources, store, policy))
         .buffered(RESOLVE_CONCURRENCY)
         .collect()
         .await
@@ -329,6 +281,7 @@ struct Walked {
     /// Everything below it to push first, children before parents.
     below: Vec<ManifestNeed>,
     platforms: Vec<Platform>,
+    children: Vec<(Platform, Digest)>,
     unmatched: BTreeSet<Platform>,
     warnings: Vec<String>,
 }
@@ -337,6 +290,7 @@ async fn resolve_image(
     image: &ImageSource,
     sources: &Sources,
     store: &Store,
+    policy: &Policy,
 ) -> Result<ResolvedImage, ResolveError> {
     let reference = &image.reference;
     let shown = image.display();
@@ -353,14 +307,20 @@ async fn resolve_image(
         repo: reference.repository(),
         prefetched: Default::default(),
     };
-    let upstream_digest = match reference.digest() {
-        Some(digest) => digest.clone(),
+    let pinned = policy::pin(image, source.as_ref(), policy).await?;
+    let drift_warning = pinned.warning;
+    let drift = pinned.drift;
+    let upstream_digest = match pinned.digest {
+        Some(digest) => digest,
         None => source
             .resolve(reference)
             .await
             .map_err(|e| ctx.endpoint(e))?,
     };
     let root = ctx.manifest(&upstream_digest).await?;
+    let upstream_media_type = pinned
+        .media_type
+        .unwrap_or_else(|| root.media_type().to_string());
 
     if !root.is_index() {
         let need = image_need(&ctx, &root)?;
@@ -370,7 +330,7 @@ async fn resolve_image(
             }
             _ => Platform::default(),
         };
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = drift_warning.into_iter().collect();
         if let PlatformSelection::Only(selectors) = &image.platforms {
             if !selectors.iter().any(|s| s.matches(&platform)) {
                 warnings.push(format!(
@@ -381,6 +341,10 @@ async fn resolve_image(
         return Ok(ResolvedImage {
             source: image.clone(),
             upstream_digest,
+            upstream_media_type,
+            pinned: pinned.from_lock,
+            drift,
+            children: vec![(platform.clone(), root.digest().clone())],
             root: root.clone(),
             manifests: vec![need],
             platforms: vec![platform],
@@ -407,7 +371,8 @@ async fn resolve_image(
             ResolveErrorKind::PinnedSubset(upstream_digest),
         ));
     }
-    let mut warnings = walked.warnings;
+    let mut warnings: Vec<String> = drift_warning.into_iter().collect();
+    warnings.extend(walked.warnings);
     let missing_platforms: Vec<Platform> = walked.unmatched.into_iter().collect();
     for platform in &missing_platforms {
         warnings.push(format!("{shown} has no {platform} image"));
@@ -423,6 +388,10 @@ async fn resolve_image(
     Ok(ResolvedImage {
         source: image.clone(),
         upstream_digest,
+        upstream_media_type,
+        pinned: pinned.from_lock,
+        drift,
+        children: walked.children,
         root: walked.manifest,
         manifests: walked.below,
         platforms: walked.platforms,
@@ -468,6 +437,7 @@ fn walk_index<'a>(
         let mut warnings = Vec::new();
         let mut below: Vec<ManifestNeed> = Vec::new();
         let mut platforms = Vec::new();
+        let mut children = Vec::new();
         let mut unmatched_everywhere: Option<BTreeSet<Platform>> = None;
 
         // Nested indexes first: they are kept when any of their leaves is.
@@ -497,6 +467,7 @@ fn walk_index<'a>(
                     Some(u) => u.intersection(&unmatched).cloned().collect(),
                 });
                 platforms.extend(walked.platforms);
+                children.extend(walked.children);
                 warnings.extend(walked.warnings);
                 push_unique(&mut below, walked.below);
                 push_unique(
@@ -522,6 +493,10 @@ fn walk_index<'a>(
                     }
                 }
                 platforms.push(entry.platform.clone().unwrap_or_default());
+                children.push((
+                    entry.platform.clone().unwrap_or_default(),
+                    entry.digest.clone(),
+                ));
             }
             push_unique(&mut below, vec![need]);
         }
@@ -545,6 +520,7 @@ fn walk_index<'a>(
             manifest,
             below,
             platforms,
+            children,
             unmatched,
             warnings,
         })

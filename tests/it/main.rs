@@ -14,6 +14,7 @@ mod examples;
 mod faults;
 mod harness;
 mod inspect;
+mod lock;
 mod plan;
 mod semantics;
 mod snapshots;

@@ -124,11 +124,17 @@ fn a_moved_upstream_tag_is_an_update() {
     lab.write_mirrorfile(None, &format!("[[images]]\nref = \"{up}/lab/tiny:1.0\"\n"));
     lab.ctx.json(&["apply", "--json"]);
 
-    // Upstream re-tags 1.0 to new content.
+    // Upstream re-tags 1.0 to new content: the lock keeps the old digest (drift) until
+    // `mirror lock --update` takes the new one.
     let new = lab.seed(
         "lab/tiny:1.0",
         &ImageSpec::multi("new", &["linux/amd64", "linux/arm64"]),
     );
+    let pinned = lab.ctx.json(&["plan", "--json"]);
+    let entry = image_entry(&pinned, &format!("{up}/lab/tiny:1.0"));
+    assert_eq!(entry["action"], "unchanged", "{entry:#}");
+    assert_eq!(entry["drift"]["upstream"], new.digest.as_str());
+    lab.ctx.cmd_ok(&["lock", "--update"]);
     let plan = lab.ctx.json(&["plan", "--json"]);
     let entry = image_entry(&plan, &format!("{up}/lab/tiny:1.0"));
     assert_eq!(entry["action"], "update", "{entry:#}");

@@ -163,6 +163,14 @@ fn resolved(
             location: SourceLocation::Archives,
         },
         upstream_digest: root.digest().clone(),
+        upstream_media_type: root.media_type().to_string(),
+        // Archives are local files: not pinned by mirrorfile.lock, and no upstream to drift.
+        pinned: false,
+        drift: None,
+        children: ordered
+            .iter()
+            .map(|m| (m.platform.clone(), m.manifest.digest().clone()))
+            .collect(),
         root,
         manifests,
         platforms: ordered.iter().map(|m| m.platform.clone()).collect(),
