@@ -278,6 +278,7 @@ mod tests {
             "RegistryTable",
             "DefaultsTable",
             "ImageEntry",
+            "TagsTable",
             "CacheTable",
         ] {
             assert_eq!(defs[table]["additionalProperties"], false, "{table}");
@@ -287,7 +288,18 @@ mod tests {
             .expect("ImageEntry properties")
             .keys()
             .collect();
-        assert_eq!(entry, ["ref", "list", "platforms", "to", "index"]);
+        assert_eq!(
+            entry,
+            [
+                "ref",
+                "list",
+                "repository",
+                "tags",
+                "platforms",
+                "to",
+                "index"
+            ]
+        );
         // `Spanned<String>` is described as the string it wraps.
         assert_eq!(
             defs["TargetTable"]["properties"]["registry"]["type"],
