@@ -57,6 +57,14 @@ fn plan_and_apply_output() {
         Some("mirror"),
         &format!("{body}\n[[images]]\nref = \"{up}/lab/new:1.0\"\n"),
     );
+    // The lock keeps the moved tag at its old digest and the plan says so ...
+    insta::assert_snapshot!(
+        "plan_drift",
+        redact(&lab, &stdout(&lab.ctx.cmd_ok(&["plan"])))
+    );
+    // ... until `lock --update` takes the new digest.
+    lab.ctx
+        .cmd_ok(&["lock", "--update", &format!("{up}/lab/moving:1.0")]);
     insta::assert_snapshot!(
         "plan_mixed",
         redact(&lab, &stdout(&lab.ctx.cmd_ok(&["plan"])))
