@@ -88,14 +88,14 @@ stop_registry() {
 # Bytes of blobs stored by registry NAME (what landed on its disk).
 stored_bytes() {
   find "${REG_DIR[$1]}/data" -path '*/blobs/sha256/*' -name data -type f -printf '%s\n' 2>/dev/null |
-    awk '{s+=$1} END {printf "%d\n", s}'
+    awk '{s+=$1} END {printf "%.0f\n", s}'
 }
 
 # Bytes registry NAME served as blob GET bodies (from its own request log).
 served_bytes() {
   awk '/msg="response completed"/ && /http.request.method=GET/ && /\/blobs\/sha256:/ {
          if (match($0, /http.response.written=[0-9]+/)) s += substr($0, RSTART + 22, RLENGTH - 22)
-       } END {printf "%d\n", s}' "${REG_DIR[$1]}/log"
+       } END {printf "%.0f\n", s}' "${REG_DIR[$1]}/log"
 }
 
 # measure KEY SRC DST cmd...: runs cmd under /usr/bin/time -v; records wall, peak RSS, bytes.
