@@ -22,7 +22,10 @@ pub fn write_archives(dir: &Path, out: &Path, repos: usize) -> io::Result<Vec<Pa
     };
     let mut paths = Vec::new();
     for (n, platform) in first.platforms.iter().enumerate() {
-        let slug = platform.platform.trim_start_matches("linux/").replace('/', "-");
+        let slug = platform
+            .platform
+            .trim_start_matches("linux/")
+            .replace('/', "-");
         let path = out.join(format!("images-{slug}.tar"));
         let members: Vec<(String, &PlatformImage)> = images
             .iter()
@@ -67,10 +70,23 @@ fn write_one(dir: &Path, path: &Path, members: &[(String, &PlatformImage)]) -> i
         }
     }
     let manifest = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
-    append(&mut tar, "manifest.json", manifest.len() as u64, &manifest[..])?;
+    append(
+        &mut tar,
+        "manifest.json",
+        manifest.len() as u64,
+        &manifest[..],
+    )?;
     let repositories = serde_json::to_vec(&repositories).map_err(io::Error::other)?;
-    append(&mut tar, "repositories", repositories.len() as u64, &repositories[..])?;
-    tar.into_inner()?.into_inner().map_err(|e| e.into_error())?.sync_all()
+    append(
+        &mut tar,
+        "repositories",
+        repositories.len() as u64,
+        &repositories[..],
+    )?;
+    tar.into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()
 }
 
 fn append<W: io::Write>(

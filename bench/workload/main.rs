@@ -85,7 +85,12 @@ fn run(command: Command) -> std::io::Result<()> {
         } => {
             let knobs = spec::Knobs { repos, scale, big };
             let w = generate::generate(&out, &knobs)?;
-            let layers: u64 = w.bump_new.iter().filter(|b| b.media_type == blobs::LAYER).map(|b| b.size).sum();
+            let layers: u64 = w
+                .bump_new
+                .iter()
+                .filter(|b| b.media_type == blobs::LAYER)
+                .map(|b| b.size)
+                .sum();
             let all: u64 = w.bump_new.iter().map(|b| b.size).sum();
             println!(
                 "images={} unique_bytes={} bump_layer_bytes={layers} bump_blob_bytes={all}",

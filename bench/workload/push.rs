@@ -42,7 +42,12 @@ async fn push_image(
 ) -> io::Result<()> {
     let repo = &image.repository;
     for blob in image.blobs() {
-        if client.head_blob(repo, &parse(blob)?).await.map_err(err)?.is_some() {
+        if client
+            .head_blob(repo, &parse(blob)?)
+            .await
+            .map_err(err)?
+            .is_some()
+        {
             continue;
         }
         let digest = parse(blob)?;

@@ -71,7 +71,8 @@ pub struct Knobs {
 /// Distro bases: (name, MiB).
 const BASES: [(&str, f64); 3] = [("alpine", 3.2), ("debian", 29.0), ("ubuntu", 27.5)];
 /// Runtimes: (name, MiB, index of the base they sit on).
-const RUNTIMES: [(&str, f64, usize); 3] = [("python", 48.0, 1), ("node", 42.0, 1), ("jre", 64.0, 2)];
+const RUNTIMES: [(&str, f64, usize); 3] =
+    [("python", 48.0, 1), ("node", 42.0, 1), ("jre", 64.0, 2)];
 /// The big data layer one image in a dozen carries.
 const DATA_MIB: f64 = 200.0;
 /// The `--big` layer.
