@@ -23,7 +23,7 @@ pub async fn push(dir: &Path, registry: &str, bump: bool) -> io::Result<()> {
     let workload = Workload::read(dir)?;
     let settings = RegistrySettings {
         tls: TlsMode::Http,
-        ca: None,
+        ..RegistrySettings::default()
     };
     let client = Client::new(registry, &settings, Credentials::Anonymous).map_err(err)?;
     let mut holders: HashMap<String, String> = HashMap::new();
