@@ -125,10 +125,11 @@ pub async fn execute(
     let mut ready: BinaryHeap<(u8, u64, NodeIndex)> = BinaryHeap::new();
     let priority = |n: NodeIndex| {
         let task = &graph[n].task;
-        // Fetches first (they feed everything), then blob pushes by size, then manifests.
+        // A blob push as soon as its fetch is done, before more fetches: downloads (disk-bound)
+        // then overlap uploads (bound by the target registry) instead of running as two phases.
         let class = match task {
-            Task::FetchBlob { .. } => 3,
-            Task::PushBlob { .. } => 2,
+            Task::PushBlob { .. } => 3,
+            Task::FetchBlob { .. } => 2,
             Task::PushManifest { .. } => 1,
             Task::PushRoot { .. } => 0,
         };

@@ -15,8 +15,10 @@ use super::{Store, StoreError};
 use crate::oci::digest::Algorithm;
 use crate::oci::{Digest, Sha256Hasher};
 
-/// Chunks buffered between the network task and the writer thread.
-const CHANNEL_DEPTH: usize = 16;
+/// Chunks buffered between the network task and the writer thread. A chunk is what one socket
+/// read returned (up to a few hundred KiB on a fast link), so a few of them keep the writer busy;
+/// more would only raise peak memory (one channel per concurrent download).
+const CHANNEL_DEPTH: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError<E: std::error::Error + 'static> {

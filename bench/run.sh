@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# mirror vs skopeo, side by side, offline: two (or more) CNCF distribution registries on
+# 127.0.0.1, a deterministic multi-arch workload, five scenarios, one table. See BENCHMARKS.md.
+#
+#   bench/run.sh [--repos N] [--scale F] [--big] [--jobs N] [--archive-repos N]
+#                [--scenarios "1 2 3 4 5"] [--work DIR] [--keep] [--no-build]
+set -euo pipefail
+
+REPOS=12 SCALE=1 BIG="" JOBS="" ARCHIVE_REPOS=4 SCENARIOS="1 2 3 4 5" WORK="" KEEP=0 BUILD=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repos) REPOS="$2"; shift 2 ;;
+    --scale) SCALE="$2"; shift 2 ;;
+    --big) BIG="--big"; shift ;;
+    --jobs) JOBS="$2"; shift 2 ;;
+    --archive-repos) ARCHIVE_REPOS="$2"; shift 2 ;;
+    --scenarios) SCENARIOS="$2"; shift 2 ;;
+    --work) WORK="$2"; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    --no-build) BUILD=0; shift ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+for tool in /usr/bin/docker-registry /usr/bin/skopeo /usr/bin/time curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install docker-registry skopeo time curl)" >&2; exit 2; }
+done
+if [ "$BUILD" = 1 ]; then
+  (cd "$ROOT" && cargo build --release --quiet --bin mirror --example workload)
+fi
+MIRROR="$ROOT/target/release/mirror"
+WL="$ROOT/target/release/examples/workload"
+[ -z "$WORK" ] && WORK=$(mktemp -d /tmp/mirror-bench.XXXXXX)
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+
+declare -A REG_PID REG_ADDR REG_DIR
+cleanup() {
+  for name in "${!REG_PID[@]}"; do kill "${REG_PID[$name]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "$KEEP" = 0 ]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+log() { printf '%s\n' "$*" >&2; }
+
+# start_registry NAME: a fresh registry on a free 127.0.0.1 port with its own storage.
+start_registry() {
+  local name=$1 port dir
+  port=$("$WL" free-port)
+  dir="$WORK/reg-$name"
+  rm -rf "$dir"; mkdir -p "$dir/data"
+  cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+  secret: mirror-bench-secret
+health:
+  storagedriver:
+    enabled: false
+EOF
+  /usr/bin/docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+  REG_PID[$name]=$!
+  REG_ADDR[$name]="127.0.0.1:$port"
+  REG_DIR[$name]="$dir"
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && return 0
+    sleep 0.1
+  done
+  log "registry $name did not start:"; cat "$dir/log" >&2; exit 1
+}
+
+stop_registry() {
+  kill "${REG_PID[$1]}" 2>/dev/null || true
+  wait "${REG_PID[$1]}" 2>/dev/null || true
+  unset "REG_PID[$1]"
+}
+
+# Bytes of blobs stored by registry NAME (what landed on its disk).
+stored_bytes() {
+  find "${REG_DIR[$1]}/data" -path '*/blobs/sha256/*' -name data -type f -printf '%s\n' 2>/dev/null |
+    awk '{s+=$1} END {printf "%.0f\n", s}'
+}
+
+# Bytes registry NAME served as blob GET bodies (from its own request log).
+served_bytes() {
+  awk '/msg="response completed"/ && /http.request.method=GET/ && /\/blobs\/sha256:/ {
+         if (match($0, /http.response.written=[0-9]+/)) s += substr($0, RSTART + 22, RLENGTH - 22)
+       } END {printf "%.0f\n", s}' "${REG_DIR[$1]}/log"
+}
+
+# measure KEY SRC DST cmd...: runs cmd under /usr/bin/time -v; records wall, peak RSS, bytes.
+declare -A WALL RSS SERVED STORED REPORTED
+measure() {
+  local key=$1 src=$2 dst=$3; shift 3
+  local s0 d0 t0 t1 tf="$WORK/time-$key.txt"
+  s0=$(served_bytes "$src"); d0=$(stored_bytes "$dst")
+  t0=$(date +%s.%N)
+  if ! /usr/bin/time -v -o "$tf" "$@" >"$WORK/out-$key.txt" 2>"$WORK/err-$key.txt"; then
+    log "FAILED: $key ($*)"; tail -20 "$WORK/err-$key.txt" >&2; exit 1
+  fi
+  t1=$(date +%s.%N)
+  WALL[$key]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b-a}')
+  RSS[$key]=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$tf")
+  SERVED[$key]=$(( $(served_bytes "$src") - s0 ))
+  STORED[$key]=$(( $(stored_bytes "$dst") - d0 ))
+  if [ -s "$WORK/out-$key.txt" ] && jq -e .summary "$WORK/out-$key.txt" >/dev/null 2>&1; then
+    REPORTED[$key]=$(jq -r '.summary | "\(.bytes_fetched)/\(.bytes_pushed)"' "$WORK/out-$key.txt")
+  else
+    REPORTED[$key]="-"
+  fi
+  log "  $key: ${WALL[$key]} s, ${RSS[$key]} MB peak RSS"
+}
+
+# mirrorfile NAME TARGET LIST [PLATFORMS]: writes $WORK/NAME/mirrorfile.toml.
+mirrorfile() {
+  local name=$1 target=$2 list=$3 platforms=${4:-}
+  mkdir -p "$WORK/$name"
+  {
+    printf '[target]\nregistry = "%s"\n\n' "$target"
+    printf '[registry."%s"]\ntls = "http"\n\n[registry."%s"]\ntls = "http"\n\n' "${REG_ADDR[src]}" "$target"
+    [ -n "$platforms" ] && printf '[defaults]\nplatforms = %s\n\n' "$platforms"
+    printf '[cache]\ndir = "%s"\n\n[[images]]\nlist = "%s"\n' "$WORK/cache-$name" "$list"
+  } >"$WORK/$name/mirrorfile.toml"
+}
+
+run_mirror() { # KEY SRC DST MIRRORFILE_DIR
+  local key=$1 src=$2 dst=$3 dir=$4
+  measure "$key" "$src" "$dst" "$MIRROR" -f "$dir/mirrorfile.toml" apply --json ${JOBS:+--jobs "$JOBS"}
+}
+
+run_skopeo() { # KEY SRC DST LIST
+  local key=$1 src=$2 dst=$3 list=$4
+  measure "$key" "$src" "$dst" bash -c '
+    set -e
+    while read -r ref; do
+      path=${ref#*/}
+      skopeo copy --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$ref" "docker://$0/$path"
+    done <"$1"' "${REG_ADDR[$dst]}" "$list"
+}
+
+mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b/1000000}'; }
+
+# ---------------------------------------------------------------------------------------------
+log "work dir: $WORK"
+log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+SHA=$(openssl speed -evp sha256 -bytes 1048576 -seconds 1 2>/dev/null | awk '/^sha256/ {printf "%.0f", $2/1000}')
+DISK=$(dd if=/dev/zero of="$WORK/dd.tmp" bs=1M count=256 conv=fdatasync 2>&1 | awk -F', ' '/copied/ {print $NF}')
+rm -f "$WORK/dd.tmp"
+log "sha256 (openssl, 1 MiB blocks, one core): ${SHA} MB/s; disk write with fdatasync: $DISK"
+log "versions: $(skopeo --version); $(/usr/bin/docker-registry --version 2>&1 | head -1)"
+
+log "generating workload (repos=$REPOS scale=$SCALE ${BIG:-})..."
+t0=$(date +%s)
+GEN=$("$WL" generate --out "$WORK/layout" --repos "$REPOS" --scale "$SCALE" $BIG)
+log "  $GEN ($(( $(date +%s) - t0 )) s)"
+UNIQUE=$(sed -n 's/.*unique_bytes=\([0-9]*\).*/\1/p' <<<"$GEN")
+BUMP_LAYERS=$(sed -n 's/.*bump_layer_bytes=\([0-9]*\).*/\1/p' <<<"$GEN")
+BUMP_BLOBS=$(sed -n 's/.*bump_blob_bytes=\([0-9]*\).*/\1/p' <<<"$GEN")
+
+start_registry src
+t0=$(date +%s)
+"$WL" push --dir "$WORK/layout" --registry "${REG_ADDR[src]}" --bump
+log "  source registry ${REG_ADDR[src]} filled ($(( $(date +%s) - t0 )) s)"
+jq -r --arg h "${REG_ADDR[src]}" '.images[] | "\($h)/\(.repository):\(.tag)"' "$WORK/layout/workload.json" >"$WORK/images.txt"
+BUMP_REF=$(jq -r --arg h "${REG_ADDR[src]}" '.bump | "\($h)/\(.repository):\(.tag)"' "$WORK/layout/workload.json")
+FIRST_REF=$(head -1 "$WORK/images.txt")
+{ echo "$BUMP_REF"; tail -n +2 "$WORK/images.txt"; } >"$WORK/images-bump.txt"
+
+declare -a ROWS NOTES
+row() { # SCENARIO MIRROR_KEY SKOPEO_KEY NOTE
+  ROWS+=("$1|$2|$3"); [ -n "${4:-}" ] && NOTES+=("$1: $4")
+  return 0
+}
+has() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+if has 1 || has 2 || has 3; then
+  start_registry dst-m; start_registry dst-s
+  mirrorfile main "${REG_ADDR[dst-m]}" "$WORK/images.txt"
+  mirrorfile bump "${REG_ADDR[dst-m]}" "$WORK/images-bump.txt"
+  sed -i "s#cache-bump#cache-main#" "$WORK/bump/mirrorfile.toml"
+  log "1. cold copy of everything ($REPOS images x 3 platforms)"
+  run_mirror m1 src dst-m "$WORK/main"
+  run_skopeo s1 src dst-s "$WORK/images.txt"
+  row "1 cold copy" m1 s1
+  if has 2; then
+    log "2. rerun, nothing changed"
+    run_mirror m2 src dst-m "$WORK/main"
+    run_skopeo s2 src dst-s "$WORK/images.txt"
+    row "2 rerun, no change" m2 s2
+  fi
+  if has 3; then
+    log "3. one tag bumped (${FIRST_REF##*/} -> ${BUMP_REF##*/}), one new layer per platform"
+    run_mirror m3 src dst-m "$WORK/bump"
+    run_skopeo s3 src dst-s "$WORK/images-bump.txt"
+    row "3 one tag bumped" m3 s3 "new blobs: $(mb "$BUMP_LAYERS") MB of layers + $(( BUMP_BLOBS - BUMP_LAYERS )) B of configs = $BUMP_BLOBS B"
+  fi
+  stop_registry dst-m; stop_registry dst-s
+fi
+
+if has 4; then
+  start_registry dst-m4; start_registry dst-s4
+  mirrorfile subset "${REG_ADDR[dst-m4]}" "$WORK/images.txt" '["linux/amd64", "linux/arm64"]'
+  log "4. platform subset amd64+arm64 (skopeo cannot: it copies --multi-arch all)"
+  run_mirror m4 src dst-m4 "$WORK/subset"
+  run_skopeo s4 src dst-s4 "$WORK/images.txt"
+  row "4 subset (2 of 3)" m4 s4 "skopeo has no platform subset: its row copies all 3 platforms (--all)"
+  stop_registry dst-m4; stop_registry dst-s4
+fi
+
+if has 5; then
+  log "5. docker-save archives (3 arches) -> registry"
+  mkdir -p "$WORK/probe5"
+  printf '[target]\nregistry = "127.0.0.1:1"\n\n[[archives]]\npath = "none.tar"\n' >"$WORK/probe5/mirrorfile.toml"
+  rc=0; "$MIRROR" -f "$WORK/probe5/mirrorfile.toml" plan >/dev/null 2>"$WORK/probe5/err" || rc=$?
+  if [ "$rc" -ne 0 ] && grep -qiE 'unknown (field|key)' "$WORK/probe5/err"; then
+    log "  skipped: mirror has no archive support yet"
+    NOTES+=("5 archives: skipped: mirror has no archive support yet ([[archives]] is an unknown key)")
+  else
+    "$WL" archives --dir "$WORK/layout" --out "$WORK/archives" --repos "$ARCHIVE_REPOS" >"$WORK/archives.txt"
+    start_registry dst-m5; start_registry dst-s5
+    mkdir -p "$WORK/arch"
+    {
+      printf '[target]\nregistry = "%s"\n\n[registry."%s"]\ntls = "http"\n\n' "${REG_ADDR[dst-m5]}" "${REG_ADDR[dst-m5]}"
+      printf '[cache]\ndir = "%s"\n\n' "$WORK/cache-arch"
+      while read -r a; do printf '[[archives]]\npath = "%s"\n\n' "$a"; done <"$WORK/archives.txt"
+    } >"$WORK/arch/mirrorfile.toml"
+    : >"$WORK/archive-refs.txt"
+    while read -r a; do
+      arch=$(basename "$a" .tar); arch=${arch#images-}
+      head -n "$ARCHIVE_REPOS" "$WORK/images.txt" | while read -r ref; do
+        echo "$a ${ref#*/} $arch" >>"$WORK/archive-refs.txt"
+      done
+    done <"$WORK/archives.txt"
+    run_mirror m5 src dst-m5 "$WORK/arch"
+    measure s5 src dst-s5 bash -c '
+      set -e
+      while read -r archive name arch; do
+        skopeo copy --dest-tls-verify=false "docker-archive:$archive:$name" "docker://$0/$name-$arch"
+      done <"$1"' "${REG_ADDR[dst-s5]}" "$WORK/archive-refs.txt"
+    row "5 archives -> registry" m5 s5 "skopeo pushes one image per arch (tag-ARCH) and cannot assemble the index; podman manifest create/add/push would, but podman is not installed here"
+    stop_registry dst-m5; stop_registry dst-s5
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+{
+  echo
+  echo "workload: $REPOS images x 3 platforms, $(mb "$UNIQUE") MB of distinct blobs (scale $SCALE${BIG:+, with a 1 GiB layer})"
+  echo "machine: $(nproc) cores; sha256 ${SHA} MB/s per core (openssl); disk write (fdatasync) $DISK"
+  echo
+  echo "| scenario | mirror s | skopeo s | wall mirror/skopeo | source blob MB served (m / s) | target blob MB stored (m / s) | mirror fetched/pushed MB | peak RSS MB (m / s) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for r in "${ROWS[@]}"; do
+    IFS='|' read -r name m s <<<"$r"
+    ratio=$(awk -v a="${WALL[$m]}" -v b="${WALL[$s]}" 'BEGIN {printf "%.2f", (b>0)?a/b:0}')
+    rep="${REPORTED[$m]}"
+    [ "$rep" != "-" ] && rep="$(mb "${rep%/*}") / $(mb "${rep#*/}")"
+    echo "| $name | ${WALL[$m]} | ${WALL[$s]} | **$ratio** | $(mb "${SERVED[$m]}") / $(mb "${SERVED[$s]}") | $(mb "${STORED[$m]}") / $(mb "${STORED[$s]}") | $rep | ${RSS[$m]} / ${RSS[$s]} |"
+  done
+  echo
+  for n in "${NOTES[@]}"; do echo "- $n"; done
+} | tee "$WORK/results.md"
