@@ -11,8 +11,10 @@ use miette::miette;
 use super::output::{print_bytes, print_stdout, to_json};
 use super::Cli;
 use crate::environment::Environment;
-use crate::model::RegistrySettings;
+use crate::model::{Model, RegistrySettings};
 use crate::ops::inspect::{self, Inspection, Location};
+use crate::ops::inspect_archive::{inspect_archive, ArchiveInspection, ManifestFrom};
+use crate::store::Store;
 use crate::report::human_bytes;
 
 #[derive(Debug, Args)]
@@ -40,8 +42,8 @@ fn error(e: inspect::InspectError) -> miette::Report {
              [registry.\"HOST\"] in ./mirrorfile.toml (or -f FILE)"
         }
         inspect::InspectError::NotAnImage { .. } => "inspect that digest on its own",
-        inspect::InspectError::ArchivePending(_) => {
-            "load the archive into a registry or an OCI layout first (e.g. `skopeo copy docker-archive:FILE oci:DIR:TAG`) and inspect that"
+        inspect::InspectError::Archive { .. } => {
+            "`archive:FILE` lists every image; `archive:FILE:NAME` (a name it lists) picks one"
         }
     };
     miette!(help = help, "{}", super::diagnostics::chain(&e))
@@ -61,6 +63,9 @@ pub async fn run(cli: &Cli, args: &InspectArgs) -> miette::Result<ExitCode> {
             .map(|m| m.registry_settings(host))
             .unwrap_or_default()
     };
+    if let Location::Archive { path, name } = &location {
+        return archive(model.as_ref(), path, name.as_deref(), args).await;
+    }
     let (source, repository, digest) =
         inspect::open(&location, settings, &Environment::from_process())
             .await
@@ -117,6 +122,107 @@ fn human(found: &Inspection) -> String {
                 layer.media_type
             );
         }
+    }
+    out
+}
+
+/// `inspect archive:PATH[:NAME]`: the archive is spooled into the cache (the Mirrorfile's, else
+/// the default one), as `plan` would.
+async fn archive(
+    model: Option<&Model>,
+    path: &std::path::Path,
+    name: Option<&str>,
+    args: &InspectArgs,
+) -> miette::Result<ExitCode> {
+    let cache = model
+        .and_then(|m| m.cache_dir.clone())
+        .unwrap_or_else(|| super::default_cache(&Environment::from_process()));
+    let store = Store::open(&cache).map_err(|e| miette!("{}", super::diagnostics::chain(&e)))?;
+    // Layers are compressed as the Mirrorfile's [[archives]] entry for this file says.
+    let same = |f: &std::path::Path| f.canonicalize().ok() == path.canonicalize().ok();
+    let compression = model
+        .and_then(|m| m.archives.iter().find(|a| a.files.iter().any(|f| same(f))))
+        .map(|a| a.compression)
+        .unwrap_or_default();
+    let (path, name) = (path.to_path_buf(), name.map(str::to_string));
+    let found = tokio::task::spawn_blocking(move || {
+        inspect_archive(&path, name.as_deref(), &store, compression)
+    })
+    .await
+    .map_err(|e| miette!("inspect stopped: {e}"))?
+    .map_err(error)?;
+    if args.raw {
+        let [image] = found.images.as_slice() else {
+            let names: Vec<String> = found.images.iter().flat_map(|i| i.names.clone()).collect();
+            return Err(miette!(
+                help = "write `archive:FILE:NAME` with one of those names",
+                "archive {} holds {} images ({}); --raw prints one manifest",
+                found.archive,
+                found.images.len(),
+                names.join(", ")
+            ));
+        };
+        eprintln!("{}", whose(image.manifest_from, &image.info.digest));
+        print_bytes(image.raw.bytes());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.json {
+        print_stdout(&to_json(&found));
+    } else {
+        print_stdout(&archive_human(&found));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn whose(from: ManifestFrom, digest: &str) -> String {
+    match from {
+        ManifestFrom::Archive => format!("manifest {digest}: held by the archive, bytes as found"),
+        ManifestFrom::Mirror => format!(
+            "manifest {digest}: the archive holds none usable; this is the canonical manifest mirror writes and pushes"
+        ),
+    }
+}
+
+fn archive_human(found: &ArchiveInspection) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: {} image(s)", found.archive, found.images.len());
+    for image in &found.images {
+        let info = &image.info;
+        let _ = writeln!(out, "\n  {}", image.names.join(", "));
+        let _ = writeln!(
+            out,
+            "    {}  {}  {}{}",
+            info.platform,
+            info.digest,
+            human_bytes(info.size),
+            info.created
+                .as_deref()
+                .map(|c| format!("  created {c}"))
+                .unwrap_or_default()
+        );
+        let from = match image.manifest_from {
+            ManifestFrom::Archive => "the archive's own, bytes as found",
+            ManifestFrom::Mirror => "none usable in the archive: the canonical one mirror pushes",
+        };
+        let _ = writeln!(out, "    manifest  {}  ({from})", info.media_type);
+        let _ = writeln!(
+            out,
+            "    config  {}  {}",
+            info.config.digest,
+            human_bytes(info.config.size)
+        );
+        for layer in &info.layers {
+            let _ = writeln!(
+                out,
+                "    layer   {}  {:>9}  {}",
+                layer.digest,
+                human_bytes(layer.size),
+                layer.media_type
+            );
+        }
+    }
+    for w in &found.warnings {
+        let _ = writeln!(out, "\nwarning: {w}");
     }
     out
 }

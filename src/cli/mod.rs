@@ -156,7 +156,7 @@ async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
 }
 
 /// The cache directory when the Mirrorfile names none.
-fn default_cache(env: &Environment) -> PathBuf {
+pub(crate) fn default_cache(env: &Environment) -> PathBuf {
     let xdg = env.path_var("XDG_CACHE_HOME");
     ops::default_cache_dir(xdg.as_deref(), env.home().as_deref())
 }

@@ -1,10 +1,10 @@
 //! `mirror inspect`: what an image is made of (platforms, digests, sizes, created time, layers),
-//! read from a registry, an OCI layout directory or (soon) an archive.
+//! read from a registry, an OCI layout directory or an image archive.
 //!
-//! Where the image lives is one [`Location`]; everything after "find the root digest" reads
-//! through the [`Source`] trait, so a new kind of location (`archive:`, waiting for the archive
-//! reader) is one more arm in [`open`]. The root manifest is kept as the exact bytes read, so
-//! `--raw` prints what the registry stores (the same bytes `skopeo inspect --raw` prints).
+//! Where the image lives is one [`Location`]; for registries and layouts everything after "find
+//! the root digest" reads through the [`Source`] trait. The root manifest is kept as the exact
+//! bytes read, so `--raw` prints what the registry stores (the same bytes `skopeo inspect --raw`
+//! prints). An archive has no root, only images: see [`super::inspect_archive`].
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -30,16 +30,17 @@ pub enum Location {
     Registry(Reference),
     /// `oci:DIR` or `oci:DIR:NAME` (NAME: the `org.opencontainers.image.ref.name` of an entry).
     OciDir { dir: PathBuf, name: Option<String> },
-    /// `archive:PATH`, a docker-save or OCI archive.
-    Archive(PathBuf),
+    /// `archive:PATH` or `archive:PATH:NAME`, a docker-save / podman / OCI archive (NAME: one
+    /// of the image names it holds).
+    Archive { path: PathBuf, name: Option<String> },
 }
 
 impl FromStr for Location {
     type Err = InspectError;
 
     fn from_str(text: &str) -> Result<Location, InspectError> {
-        if let Some(path) = text.strip_prefix("archive:") {
-            return Ok(Location::Archive(PathBuf::from(path)));
+        if let Some(rest) = text.strip_prefix("archive:") {
+            return Ok(archive_location(rest));
         }
         if let Some(rest) = text.strip_prefix("oci:") {
             // `oci:DIR:NAME`, split at the last colon unless the whole text is a directory.
@@ -79,8 +80,30 @@ pub enum InspectError {
     Read { what: String, source: EndpointError },
     #[error("{what} is an index where an image manifest was expected")]
     NotAnImage { what: String },
-    #[error("cannot inspect {0}: reading archives is not available in this build yet")]
-    ArchivePending(PathBuf),
+    #[error("archive {archive}: {detail}")]
+    Archive { archive: String, detail: String },
+}
+
+/// `PATH` or `PATH:NAME`: the name starts after the first colon whose left side is a file
+/// (names have colons too: `a.tar:rancher/pause:3.6`).
+fn archive_location(rest: &str) -> Location {
+    let whole = Location::Archive {
+        path: rest.into(),
+        name: None,
+    };
+    if std::path::Path::new(rest).is_file() {
+        return whole;
+    }
+    for (i, _) in rest.match_indices(':') {
+        let (path, name) = (&rest[..i], &rest[i + 1..]);
+        if !name.is_empty() && std::path::Path::new(path).is_file() {
+            return Location::Archive {
+                path: path.into(),
+                name: Some(name.to_string()),
+            };
+        }
+    }
+    whole
 }
 
 /// What `inspect` found.
@@ -132,9 +155,9 @@ impl From<&Descriptor> for Layer {
 }
 
 #[derive(Deserialize)]
-struct ConfigJson {
+pub(super) struct ConfigJson {
     #[serde(default)]
-    created: Option<String>,
+    pub(super) created: Option<String>,
     #[serde(flatten)]
     platform: Platform,
 }
@@ -180,7 +203,11 @@ pub async fn open(
                 .digest;
             Ok((Arc::new(layout), String::new(), digest))
         }
-        Location::Archive(path) => Err(InspectError::ArchivePending(path.clone())),
+        Location::Archive { path, .. } => Err(InspectError::Archive {
+            archive: path.display().to_string(),
+            detail: "an archive holds images, not one root; read it with `inspect_archive`"
+                .into(),
+        }),
     }
 }
 
@@ -292,9 +319,26 @@ mod tests {
     #[test]
     fn locations() {
         assert_eq!(
-            "archive:/tmp/a.tar".parse::<Location>().ok(),
-            Some(Location::Archive("/tmp/a.tar".into()))
+            "archive:/no/such/a.tar".parse::<Location>().ok(),
+            Some(Location::Archive {
+                path: "/no/such/a.tar".into(),
+                name: None
+            })
         );
+        let dir = std::env::temp_dir().join(format!("mirror-loc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("a.tar");
+        std::fs::write(&file, b"").expect("temp file");
+        assert_eq!(
+            format!("archive:{}:rancher/pause:3.6", file.display())
+                .parse::<Location>()
+                .ok(),
+            Some(Location::Archive {
+                path: file.clone(),
+                name: Some("rancher/pause:3.6".into())
+            })
+        );
+        let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(
             "oci:/no/such/dir:v1".parse::<Location>().ok(),
             Some(Location::OciDir {

@@ -2,6 +2,7 @@
 //! Commands in `cli` stay thin over these; tests and benchmarks can call them directly.
 
 pub mod inspect;
+pub mod inspect_archive;
 mod lock;
 pub mod saved;
 

@@ -50,6 +50,8 @@ pub struct ArchivePlatform {
     pub manifest: Digest,
     /// The upstream multi-platform index the archive recorded it under (`ctr export`).
     pub upstream_index: Option<Digest>,
+    /// Whether `manifest` is the archive's own (bytes as found) rather than one mirror wrote.
+    pub from_archive: bool,
 }
 
 /// A pinned tag that upstream has moved since.

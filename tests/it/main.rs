@@ -5,6 +5,7 @@
 mod support;
 
 mod apply;
+mod archive_formats;
 mod archives;
 mod auth;
 mod bundle;

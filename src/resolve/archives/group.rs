@@ -31,6 +31,8 @@ pub struct Member {
     pub origin: Origin,
     pub index: bool,
     pub upstream_index: Option<Digest>,
+    /// The manifest is the archive's own, bytes as found.
+    pub from_archive: bool,
     pub warnings: Vec<String>,
 }
 
@@ -185,6 +187,7 @@ fn resolved(
                     archive: m.archive.clone(),
                     manifest: m.manifest.digest().clone(),
                     upstream_index: m.upstream_index.clone(),
+                    from_archive: m.from_archive,
                 })
                 .collect(),
         ),

@@ -227,6 +227,7 @@ pub fn resolve_archives(
     let prefix = model.target.prefix();
     let mut members = Vec::new();
     for p in pending {
+        let from_archive = keeps_manifest(&p);
         match assemble::assemble(&p, &compressed, &diff_ids, store) {
             Ok((manifest, blobs)) => {
                 for reference in &p.references {
@@ -259,6 +260,7 @@ pub fn resolve_archives(
                         origin: p.entry.origin.clone(),
                         index: p.entry.index,
                         upstream_index: p.image.upstream_index.clone(),
+                        from_archive,
                         warnings: p.warnings.clone(),
                     });
                 }

@@ -157,6 +157,22 @@ pub fn classic_entries(images: &[ArchImage]) -> Vec<Entry> {
 /// Entries of a Docker 25+ save: `blobs/sha256/…` (uncompressed layers), OCI `index.json` with
 /// one entry per name, `oci-layout`, and `manifest.json` pointing into `blobs/`.
 pub fn docker25_entries(images: &[ArchImage]) -> Vec<Entry> {
+    docker25_with(images, Docker25::default())
+}
+
+/// How a Docker 25+ save departs from the norm.
+#[derive(Clone, Debug, Default)]
+pub struct Docker25 {
+    /// The Docker 25.0.0 defect: OCI manifests list no layers (`manifest.json` still does).
+    pub empty_oci_layers: bool,
+    /// Images (by position) left out of `index.json`.
+    pub not_in_index: Vec<usize>,
+    /// Images (by position) left out of `manifest.json`.
+    pub not_in_manifest_json: Vec<usize>,
+}
+
+/// [`docker25_entries`] with the departures of `how`.
+pub fn docker25_with(images: &[ArchImage], how: Docker25) -> Vec<Entry> {
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
     let mut add = |bytes: &[u8]| {
         let d = sha256(bytes);
@@ -167,19 +183,35 @@ pub fn docker25_entries(images: &[ArchImage]) -> Vec<Entry> {
     };
     let mut index = Vec::new();
     let mut manifest_json = Vec::new();
-    for image in images {
+    for (position, image) in images.iter().enumerate() {
         let config = add(&image.config);
         let layers: Vec<String> = image.layers.iter().map(|l| add(l)).collect();
+        let listed: Vec<serde_json::Value> = if how.empty_oci_layers {
+            Vec::new()
+        } else {
+            image.layers.iter().zip(&layers).map(|(l, d)| json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": l.len()
+            })).collect()
+        };
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": image.config.len()},
-            "layers": image.layers.iter().zip(&layers).map(|(l, d)| json!({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": l.len()
-            })).collect::<Vec<_>>(),
+            "layers": listed,
         }))
         .expect("json");
         let m = add(&manifest);
+        let path = |d: &String| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+        if !how.not_in_manifest_json.contains(&position) {
+            manifest_json.push(json!({
+                "Config": path(&config),
+                "RepoTags": image.names,
+                "Layers": layers.iter().map(path).collect::<Vec<_>>(),
+            }));
+        }
+        if how.not_in_index.contains(&position) {
+            continue;
+        }
         for name in &image.names {
             index.push(json!({
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -187,12 +219,6 @@ pub fn docker25_entries(images: &[ArchImage]) -> Vec<Entry> {
                 "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.rsplit(':').next()},
             }));
         }
-        let path = |d: &String| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
-        manifest_json.push(json!({
-            "Config": path(&config),
-            "RepoTags": image.names,
-            "Layers": layers.iter().map(path).collect::<Vec<_>>(),
-        }));
     }
     let mut entries: Vec<Entry> = blobs
         .into_iter()
@@ -215,6 +241,53 @@ pub fn docker25_entries(images: &[ArchImage]) -> Vec<Entry> {
         "manifest.json".into(),
         serde_json::to_vec(&manifest_json).expect("json"),
     ));
+    entries
+}
+
+/// Entries of `podman save --format docker-archive` (containers/image's writer): layers as
+/// `<diffid>.tar`, configs as `<cfg>.json`, legacy `<v1id>/layer.tar` symlinks to the diffid
+/// tars (with `<v1id>/json` and `VERSION`), `manifest.json` naming the diffid tars and fully
+/// qualified `RepoTags` (`docker.io/…`), and `repositories`.
+pub fn podman_entries(images: &[ArchImage]) -> Vec<Entry> {
+    let hex = |d: String| d.trim_start_matches("sha256:").to_string();
+    let mut entries = Vec::new();
+    let mut written: Vec<String> = Vec::new();
+    let mut manifest = Vec::new();
+    for image in images {
+        let config_name = format!("{}.json", hex(image.config_digest()));
+        if !written.contains(&config_name) {
+            entries.push(Entry::File(config_name.clone(), image.config.clone()));
+            written.push(config_name.clone());
+        }
+        let mut layer_names = Vec::new();
+        let mut parent = String::new();
+        for layer in &image.layers {
+            let name = format!("{}.tar", hex(sha256(layer)));
+            if !written.contains(&name) {
+                entries.push(Entry::File(name.clone(), layer.clone()));
+                written.push(name.clone());
+            }
+            let v1 = hex(sha256(format!("{parent}{name}").as_bytes()));
+            if !written.contains(&v1) {
+                entries.push(Entry::Symlink(format!("{v1}/layer.tar"), format!("../{name}")));
+                entries.push(Entry::File(
+                    format!("{v1}/json"),
+                    serde_json::to_vec(&json!({"id": v1, "parent": parent})).expect("json"),
+                ));
+                entries.push(Entry::File(format!("{v1}/VERSION"), b"1.0".to_vec()));
+                written.push(v1.clone());
+            }
+            parent = v1;
+            layer_names.push(name);
+        }
+        manifest
+            .push(json!({"Config": config_name, "RepoTags": image.names, "Layers": layer_names}));
+    }
+    entries.push(Entry::File(
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).expect("json"),
+    ));
+    entries.push(Entry::File("repositories".into(), b"{}".to_vec()));
     entries
 }
 
