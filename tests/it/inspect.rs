@@ -1,8 +1,12 @@
-//! `mirror inspect`: platforms, digests, sizes and layers of a registry image or an OCI layout,
-//! and `--raw` byte-identical to `skopeo inspect --raw`.
+//! `mirror inspect`: platforms, digests, sizes and layers of a registry image, an OCI layout or
+//! an image archive, and `--raw` byte-identical to `skopeo inspect --raw` (for an archive: to
+//! what `apply` pushes).
 
+use crate::support::archives::{
+    classic_entries, ctr_export, tar_of, write_packed, ArchImage, Packing,
+};
 use crate::support::context::{describe, stderr};
-use crate::support::images::ImageSpec;
+use crate::support::images::{sha256, ImageSpec};
 use crate::support::lab::Lab;
 use crate::support::skopeo;
 
@@ -90,8 +94,102 @@ fn inspect_oci_layout_and_clear_errors() {
     assert!(err.contains("lab/multi") && err.contains(&up), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
-    // archive: is recognised, and says it is not available yet.
+    // A missing archive names the file.
     let out = lab.ctx.cmd(&["inspect", "archive:images.tar"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(stderr(&out).contains("archive"), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("images.tar") && err.contains("no such file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn inspect_archive_lists_images_and_raw_is_what_mirror_pushes() {
+    let lab = Lab::new();
+    let work = lab.ctx.work();
+    let pause = ArchImage::new(&["rancher/pause:3.6"], "linux/arm/v7", &["ip-pause"]);
+    let tool = ArchImage::new(
+        &["lab/tool:1", "lab/tool:latest"],
+        "linux/arm/v7",
+        &["ip-base", "ip-tool"],
+    );
+    let saved = work.join("imgs-arm.tar.gz");
+    write_packed(
+        &saved,
+        &tar_of(&classic_entries(&[pause.clone(), tool.clone()])),
+        Packing::Gzip,
+    );
+    // A ctr export holding its own manifest, in a file whose name claims another arch.
+    let klipper = ArchImage::new(&["docker.io/rancher/klipper:0.1"], "linux/arm64", &["ip-k"]);
+    let export = ctr_export(&klipper);
+    let exported = work.join("k-amd64.tar");
+    write_packed(&exported, &tar_of(&export.entries), Packing::Plain);
+    lab.write_mirrorfile(Some("mirror"), "[[archives]]\npath = \"imgs-arm.tar.gz\"\n");
+    let at = |p: &std::path::Path, name: &str| format!("archive:{}{name}", p.display());
+
+    let found = lab.ctx.json(&["inspect", "--json", &at(&saved, "")]);
+    let images = found["images"].as_array().expect("images");
+    assert_eq!(images.len(), 2, "{found:#}");
+    assert_eq!(
+        images[0]["names"],
+        serde_json::json!(["docker.io/lab/tool:1", "docker.io/lab/tool:latest"])
+    );
+    assert_eq!(images[1]["names"], serde_json::json!(["docker.io/rancher/pause:3.6"]));
+    for (entry, image) in images.iter().zip([&tool, &pause]) {
+        assert_eq!(entry["platform"], "linux/arm/v7");
+        assert_eq!(entry["manifest_from"], "mirror", "docker save holds no manifest");
+        assert_eq!(entry["config"]["digest"], image.config_digest().as_str());
+        let layers = entry["layers"].as_array().expect("layers");
+        assert_eq!(layers.len(), image.layers.len());
+        let size = entry["config"]["size"].as_u64().unwrap_or(0)
+            + layers.iter().map(|l| l["size"].as_u64().unwrap_or(0)).sum::<u64>();
+        assert_eq!(entry["size"], size);
+        assert!(layers.iter().all(|l| l["media_type"]
+            == "application/vnd.oci.image.layer.v1.tar+gzip"));
+    }
+    let text = String::from_utf8_lossy(&lab.ctx.cmd_ok(&["inspect", &at(&saved, "")]).stdout)
+        .into_owned();
+    assert!(
+        text.contains("docker.io/rancher/pause:3.6") && text.contains("canonical"),
+        "{text}"
+    );
+
+    // --raw needs one image: the archive holds two.
+    let out = lab.ctx.cmd(&["inspect", "--raw", &at(&saved, "")]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stderr(&out).contains("holds 2 images"), "{}", describe(&out));
+    let out = lab.ctx.cmd(&["inspect", "--raw", &at(&saved, ":lab/tool:1")]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(stderr(&out).contains("canonical manifest mirror writes"), "{}", describe(&out));
+    let raw = out.stdout;
+    assert_eq!(sha256(&raw), images[0]["digest"].as_str().unwrap_or(""));
+    let out = lab.ctx.cmd(&["inspect", &at(&saved, ":lab/nope:1")]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("no image named") && stderr(&out).contains("docker.io/lab/tool:1"),
+        "{}",
+        describe(&out)
+    );
+
+    // What inspect printed is what apply pushes, byte for byte.
+    lab.ctx.cmd_ok(&["apply"]);
+    let index = skopeo::inspect_raw_json(&format!("{}/mirror/lab/tool:1", lab.tgt()));
+    let child = index["manifests"][0]["digest"].as_str().expect("child");
+    let pushed = skopeo::inspect_raw(&format!("{}/mirror/lab/tool@{child}", lab.tgt()));
+    assert_eq!(pushed, raw, "inspect --raw shows the manifest mirror pushes");
+
+    // The ctr export's own manifest, bytes as found; the name's contradiction is a warning.
+    let out = lab.ctx.cmd(&["inspect", "--raw", &at(&exported, "")]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(sha256(&out.stdout), export.manifest);
+    assert!(stderr(&out).contains("held by the archive"), "{}", describe(&out));
+    let found = lab.ctx.json(&["inspect", "--json", &at(&exported, "")]);
+    assert_eq!(found["images"][0]["manifest_from"], "archive");
+    assert_eq!(found["images"][0]["platform"], "linux/arm64");
+    assert_eq!(found["images"][0]["digest"], export.manifest.as_str());
+    assert!(
+        found["warnings"].to_string().contains("file name says amd64"),
+        "{found:#}"
+    );
 }
