@@ -14,8 +14,8 @@ use crate::environment::Environment;
 use crate::model::{Model, RegistrySettings};
 use crate::ops::inspect::{self, Inspection, Location};
 use crate::ops::inspect_archive::{inspect_archive, ArchiveInspection, ManifestFrom};
-use crate::store::Store;
 use crate::report::human_bytes;
+use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -150,7 +150,7 @@ async fn archive(
     })
     .await
     .map_err(|e| miette!("inspect stopped: {e}"))?
-    .map_err(error)?;
+    .map_err(|e| error(e.into()))?;
     if args.raw {
         let [image] = found.images.as_slice() else {
             let names: Vec<String> = found.images.iter().flat_map(|i| i.names.clone()).collect();

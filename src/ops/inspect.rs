@@ -205,8 +205,7 @@ pub async fn open(
         }
         Location::Archive { path, .. } => Err(InspectError::Archive {
             archive: path.display().to_string(),
-            detail: "an archive holds images, not one root; read it with `inspect_archive`"
-                .into(),
+            detail: "an archive holds images, not one root; read it with `inspect_archive`".into(),
         }),
     }
 }

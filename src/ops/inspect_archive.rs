@@ -21,6 +21,23 @@ use crate::resolve::archives::resolve_archives;
 use crate::resolve::Provenance;
 use crate::store::Store;
 
+/// Why an archive could not be inspected (kept small: it crosses a blocking task).
+#[derive(Debug, thiserror::Error)]
+#[error("archive {archive}: {detail}")]
+pub struct ArchiveInspectError {
+    pub archive: String,
+    pub detail: String,
+}
+
+impl From<ArchiveInspectError> for InspectError {
+    fn from(e: ArchiveInspectError) -> InspectError {
+        InspectError::Archive {
+            archive: e.archive,
+            detail: e.detail,
+        }
+    }
+}
+
 /// Whose bytes an image's manifest is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -61,10 +78,10 @@ pub fn inspect_archive(
     name: Option<&str>,
     store: &Store,
     compression: LayerCompression,
-) -> Result<ArchiveInspection, InspectError> {
+) -> Result<ArchiveInspection, ArchiveInspectError> {
     let shown = path.display().to_string();
     if !path.is_file() {
-        return Err(InspectError::Archive {
+        return Err(ArchiveInspectError {
             archive: shown,
             detail: "no such file".into(),
         });
@@ -102,7 +119,7 @@ pub fn inspect_archive(
             .map(|e| e.kind.to_string())
             .collect::<Vec<_>>()
             .join("; ");
-        return Err(InspectError::Archive {
+        return Err(ArchiveInspectError {
             archive: shown,
             detail,
         });
@@ -151,9 +168,13 @@ pub fn inspect_archive(
     if let Some(name) = name {
         let wanted = normalise(name);
         let all: Vec<String> = images.iter().flat_map(|i| i.names.clone()).collect();
-        images.retain(|i| i.names.iter().any(|n| Some(n) == wanted.as_ref() || n == name));
+        images.retain(|i| {
+            i.names
+                .iter()
+                .any(|n| Some(n) == wanted.as_ref() || n == name)
+        });
         if images.is_empty() {
-            return Err(InspectError::Archive {
+            return Err(ArchiveInspectError {
                 archive: shown,
                 detail: format!(
                     "no image named `{name}`; it holds: {}",
@@ -189,15 +210,18 @@ fn info_of(
     platform: String,
     store: &Store,
     archive: &str,
-) -> Result<ImageInfo, InspectError> {
-    let bad = |detail: String| InspectError::Archive {
+) -> Result<ImageInfo, ArchiveInspectError> {
+    let bad = |detail: String| ArchiveInspectError {
         archive: archive.to_string(),
         detail,
     };
     let view = match manifest.view() {
         Ok(ManifestView::Image(view)) => view,
         Ok(ManifestView::Index(_)) => {
-            return Err(bad(format!("{} is not an image manifest", manifest.digest())))
+            return Err(bad(format!(
+                "{} is not an image manifest",
+                manifest.digest()
+            )))
         }
         Err(e) => return Err(bad(e.to_string())),
     };

@@ -135,21 +135,31 @@ fn inspect_archive_lists_images_and_raw_is_what_mirror_pushes() {
         images[0]["names"],
         serde_json::json!(["docker.io/lab/tool:1", "docker.io/lab/tool:latest"])
     );
-    assert_eq!(images[1]["names"], serde_json::json!(["docker.io/rancher/pause:3.6"]));
+    assert_eq!(
+        images[1]["names"],
+        serde_json::json!(["docker.io/rancher/pause:3.6"])
+    );
     for (entry, image) in images.iter().zip([&tool, &pause]) {
         assert_eq!(entry["platform"], "linux/arm/v7");
-        assert_eq!(entry["manifest_from"], "mirror", "docker save holds no manifest");
+        assert_eq!(
+            entry["manifest_from"], "mirror",
+            "docker save holds no manifest"
+        );
         assert_eq!(entry["config"]["digest"], image.config_digest().as_str());
         let layers = entry["layers"].as_array().expect("layers");
         assert_eq!(layers.len(), image.layers.len());
         let size = entry["config"]["size"].as_u64().unwrap_or(0)
-            + layers.iter().map(|l| l["size"].as_u64().unwrap_or(0)).sum::<u64>();
+            + layers
+                .iter()
+                .map(|l| l["size"].as_u64().unwrap_or(0))
+                .sum::<u64>();
         assert_eq!(entry["size"], size);
-        assert!(layers.iter().all(|l| l["media_type"]
-            == "application/vnd.oci.image.layer.v1.tar+gzip"));
+        assert!(layers
+            .iter()
+            .all(|l| l["media_type"] == "application/vnd.oci.image.layer.v1.tar+gzip"));
     }
-    let text = String::from_utf8_lossy(&lab.ctx.cmd_ok(&["inspect", &at(&saved, "")]).stdout)
-        .into_owned();
+    let text =
+        String::from_utf8_lossy(&lab.ctx.cmd_ok(&["inspect", &at(&saved, "")]).stdout).into_owned();
     assert!(
         text.contains("docker.io/rancher/pause:3.6") && text.contains("canonical"),
         "{text}"
@@ -158,10 +168,20 @@ fn inspect_archive_lists_images_and_raw_is_what_mirror_pushes() {
     // --raw needs one image: the archive holds two.
     let out = lab.ctx.cmd(&["inspect", "--raw", &at(&saved, "")]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(stderr(&out).contains("holds 2 images"), "{}", describe(&out));
-    let out = lab.ctx.cmd(&["inspect", "--raw", &at(&saved, ":lab/tool:1")]);
+    assert!(
+        stderr(&out).contains("holds 2 images"),
+        "{}",
+        describe(&out)
+    );
+    let out = lab
+        .ctx
+        .cmd(&["inspect", "--raw", &at(&saved, ":lab/tool:1")]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert!(stderr(&out).contains("canonical manifest mirror writes"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("canonical manifest mirror writes"),
+        "{}",
+        describe(&out)
+    );
     let raw = out.stdout;
     assert_eq!(sha256(&raw), images[0]["digest"].as_str().unwrap_or(""));
     let out = lab.ctx.cmd(&["inspect", &at(&saved, ":lab/nope:1")]);
@@ -177,19 +197,28 @@ fn inspect_archive_lists_images_and_raw_is_what_mirror_pushes() {
     let index = skopeo::inspect_raw_json(&format!("{}/mirror/lab/tool:1", lab.tgt()));
     let child = index["manifests"][0]["digest"].as_str().expect("child");
     let pushed = skopeo::inspect_raw(&format!("{}/mirror/lab/tool@{child}", lab.tgt()));
-    assert_eq!(pushed, raw, "inspect --raw shows the manifest mirror pushes");
+    assert_eq!(
+        pushed, raw,
+        "inspect --raw shows the manifest mirror pushes"
+    );
 
     // The ctr export's own manifest, bytes as found; the name's contradiction is a warning.
     let out = lab.ctx.cmd(&["inspect", "--raw", &at(&exported, "")]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert_eq!(sha256(&out.stdout), export.manifest);
-    assert!(stderr(&out).contains("held by the archive"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("held by the archive"),
+        "{}",
+        describe(&out)
+    );
     let found = lab.ctx.json(&["inspect", "--json", &at(&exported, "")]);
     assert_eq!(found["images"][0]["manifest_from"], "archive");
     assert_eq!(found["images"][0]["platform"], "linux/arm64");
     assert_eq!(found["images"][0]["digest"], export.manifest.as_str());
     assert!(
-        found["warnings"].to_string().contains("file name says amd64"),
+        found["warnings"]
+            .to_string()
+            .contains("file name says amd64"),
         "{found:#}"
     );
 }

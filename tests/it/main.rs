@@ -12,6 +12,7 @@ mod bundle;
 mod commands;
 mod errors;
 mod examples;
+mod examples_airgap;
 mod faults;
 mod harness;
 mod inspect;

@@ -269,7 +269,10 @@ pub fn podman_entries(images: &[ArchImage]) -> Vec<Entry> {
             }
             let v1 = hex(sha256(format!("{parent}{name}").as_bytes()));
             if !written.contains(&v1) {
-                entries.push(Entry::Symlink(format!("{v1}/layer.tar"), format!("../{name}")));
+                entries.push(Entry::Symlink(
+                    format!("{v1}/layer.tar"),
+                    format!("../{name}"),
+                ));
                 entries.push(Entry::File(
                     format!("{v1}/json"),
                     serde_json::to_vec(&json!({"id": v1, "parent": parent})).expect("json"),
