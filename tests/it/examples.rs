@@ -82,7 +82,10 @@ fn every_example_mirrorfile_parses() {
         let model = mirror::mirrorfile::load(&copy)
             .unwrap_or_else(|e| panic!("{} does not parse: {e:?}", file.display()));
         assert!(
-            !model.images.is_empty() || !model.archives.is_empty() || !model.bundles.is_empty(),
+            !model.images.is_empty()
+                || !model.archives.is_empty()
+                || !model.bundles.is_empty()
+                || !model.repositories.is_empty(),
             "{}: mirrors nothing",
             file.display()
         );
