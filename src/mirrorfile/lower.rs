@@ -277,7 +277,7 @@ impl Lowerer {
 
     fn read_list(&self, list: &Spanned<String>) -> Result<Rc<SourceFile>, MirrorfileError> {
         let path = self.dir.join(list.get_ref());
-        let text = std::fs::read_to_string(&path).map_err(|err| {
+        let text = super::read_text_file(&path).map_err(|err| {
             let msg = format!("cannot read list file `{}`", path.display());
             let help = format!("{RELATIVE_HELP}; check that the file exists and is UTF-8 text");
             self.file

@@ -38,9 +38,37 @@ pub fn find(explicit: Option<&Path>, cwd: &Path) -> PathBuf {
     }
 }
 
+/// The largest Mirrorfile or image list `mirror` reads. A k3s release list is a few hundred
+/// bytes; the cap keeps a mistake (`list = "/dev/zero"`, a binary file) from eating memory.
+pub const MAX_TEXT_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads a text input (Mirrorfile, image list) whole, refusing anything that is not a regular
+/// file or is larger than [`MAX_TEXT_FILE_BYTES`], without reading past the cap.
+pub(crate) fn read_text_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_TEXT_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_TEXT_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it is larger than {MAX_TEXT_FILE_BYTES} bytes, far more than any Mirrorfile or image list"),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"))
+}
+
 /// Reads and lowers the Mirrorfile at `path`.
 pub fn load(path: &Path) -> Result<Model, MirrorfileError> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
+    let text = read_text_file(path).map_err(|err| {
         let help = if err.kind() == std::io::ErrorKind::NotFound {
             "run `mirror init` to write a starter here, or pass the path of yours with `-f <FILE>`"
         } else {
@@ -53,7 +81,7 @@ pub fn load(path: &Path) -> Result<Model, MirrorfileError> {
 
 /// Reads a k3s-style image-list file on its own (`mirror init --from`); errors point at the line.
 pub fn read_image_list(path: &Path) -> Result<Vec<Reference>, MirrorfileError> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
+    let text = read_text_file(path).map_err(|err| {
         MirrorfileError::list_io(
             path,
             err,
