@@ -243,7 +243,10 @@ mod tests {
         let names: Vec<_> = dry.garbage.iter().map(|g| g.path.clone()).collect();
         assert_eq!(
             names,
-            vec![store.blob_path(&orphan), dir.path().join("tmp").join(".tmpleft")]
+            vec![
+                store.blob_path(&orphan),
+                dir.path().join("tmp").join(".tmpleft")
+            ]
         );
         assert_eq!(dry.garbage_bytes, 15 + 7);
         assert!(store.contains(&orphan), "a dry run deletes nothing");
@@ -261,7 +264,10 @@ mod tests {
         assert_eq!(report.bad.len(), 1);
         assert_eq!(report.bad[0].expected.as_ref(), Some(&layer));
         assert_eq!(report.bad[0].actual, Digest::sha256_of(b"layer bytez"));
-        assert!(store.contains(&layer), "verify without removal keeps the file");
+        assert!(
+            store.contains(&layer),
+            "verify without removal keeps the file"
+        );
         let report = store.verify(true).expect("verify and remove");
         assert!(report.bad[0].removed && !store.contains(&layer));
     }

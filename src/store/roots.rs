@@ -152,7 +152,12 @@ mod tests {
         let roots = store.roots().expect("roots");
         let names: Vec<_> = roots
             .iter()
-            .map(|r| (r.name.clone().unwrap_or_default(), r.descriptor.digest.clone()))
+            .map(|r| {
+                (
+                    r.name.clone().unwrap_or_default(),
+                    r.descriptor.digest.clone(),
+                )
+            })
             .collect();
         assert_eq!(
             names,

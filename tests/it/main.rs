@@ -16,6 +16,7 @@ mod examples_airgap;
 mod faults;
 mod harness;
 mod inspect;
+mod integrity;
 mod lock;
 mod plan;
 mod semantics;
