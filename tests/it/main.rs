@@ -10,6 +10,7 @@ mod archives;
 mod auth;
 mod bundle;
 mod commands;
+mod crash;
 mod errors;
 mod examples;
 mod examples_airgap;

@@ -51,6 +51,8 @@ struct State {
     /// Microseconds to sleep per 64 KiB relayed, either way (a slow link).
     delay_us: AtomicU64,
     faults_applied: AtomicU64,
+    /// Connections being served now.
+    active: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -72,6 +74,7 @@ impl FlipProxy {
             bytes_up: AtomicU64::new(0),
             delay_us: AtomicU64::new(0),
             faults_applied: AtomicU64::new(0),
+            active: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let shared = state.clone();
@@ -82,8 +85,10 @@ impl FlipProxy {
                 }
                 let Ok(conn) = conn else { continue };
                 let shared = shared.clone();
+                shared.active.fetch_add(1, Ordering::SeqCst);
                 thread::spawn(move || {
                     let _ = serve(conn, &shared);
+                    shared.active.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -123,6 +128,21 @@ impl FlipProxy {
     /// Responses a fault changed so far.
     pub fn faults_applied(&self) -> u64 {
         self.state.faults_applied.load(Ordering::Relaxed)
+    }
+
+    /// Waits (at most `limit`) until no connection has been served for a moment: after the
+    /// client died, everything it sent is then in the log.
+    pub fn wait_idle(&self, limit: Duration) {
+        let start = std::time::Instant::now();
+        let mut quiet = 0;
+        while start.elapsed() < limit && quiet < 3 {
+            if self.state.active.load(Ordering::SeqCst) == 0 {
+                quiet += 1;
+            } else {
+                quiet = 0;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Everything logged so far, and the log emptied.
@@ -197,8 +217,8 @@ fn serve(mut client: TcpStream, state: &State) -> std::io::Result<()> {
     let length: usize = header(&head, "content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let pause = || {
-        let us = state.delay_us.load(Ordering::Relaxed);
+    let pause = |n: usize| {
+        let us = state.delay_us.load(Ordering::Relaxed) * n as u64 / 65536;
         if us > 0 {
             thread::sleep(Duration::from_micros(us));
         }
@@ -211,7 +231,7 @@ fn serve(mut client: TcpStream, state: &State) -> std::io::Result<()> {
         }
         body.extend_from_slice(&chunk[..n]);
         state.bytes_up.fetch_add(n as u64, Ordering::Relaxed);
-        pause();
+        pause(n);
     }
     let faults = state.faults.lock().map(|f| f.clone()).unwrap_or_default();
     let log = |status: u16, bytes: u64, faulted: bool| {
@@ -332,7 +352,7 @@ fn serve(mut client: TcpStream, state: &State) -> std::io::Result<()> {
             state
                 .bytes
                 .fetch_add(pending.len() as u64, Ordering::Relaxed);
-            pause();
+            pause(pending.len());
         }
         let n = match upstream.read(&mut chunk) {
             Ok(0) | Err(_) => break,
