@@ -16,6 +16,7 @@ mod examples;
 mod examples_airgap;
 mod faults;
 mod harness;
+mod hostile;
 mod inspect;
 mod integrity;
 mod lock;
