@@ -21,5 +21,6 @@ mod inspect;
 mod integrity;
 mod lock;
 mod plan;
+mod properties;
 mod semantics;
 mod snapshots;
