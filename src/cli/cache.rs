@@ -53,7 +53,11 @@ pub fn run(cli: &Cli, args: &CacheArgs) -> miette::Result<ExitCode> {
     } else {
         None
     };
-    let dir = cache::cache_dir(args.dir.as_deref(), model.as_ref(), &super::default_cache());
+    let dir = cache::cache_dir(
+        args.dir.as_deref(),
+        model.as_ref(),
+        &super::default_cache(&crate::environment::Environment::from_process()),
+    );
     let store_error = |e| miette!("{}", super::diagnostics::chain(&e));
     match &args.command {
         CacheCommand::Verify { remove, json } => {

@@ -56,7 +56,11 @@ fn check(lab: &Lab, name: &str, mirrorfile: &[u8], expect: &str) -> String {
     std::fs::write(lab.ctx.work().join("mirrorfile.toml"), mirrorfile).expect("write");
     let out = lab.ctx.cmd(&["plan"]);
     let err = stderr(&out);
-    assert!(!err.contains("panicked"), "{name}: panic\n{}", describe(&out));
+    assert!(
+        !err.contains("panicked"),
+        "{name}: panic\n{}",
+        describe(&out)
+    );
     assert_eq!(out.status.code(), Some(1), "{name}\n{}", describe(&out));
     if std::env::var_os("MIRROR_HOSTILE_SHOW").is_some() {
         eprintln!("=== {name}\n{err}");
@@ -153,7 +157,12 @@ fn generated_hostile_manifests_are_refused_with_bounded_memory() {
     deep.extend(std::iter::repeat_n(b']', 100_000));
     deep.push(b'}');
     serve_manifest(&proxy, "deep", INDEX, deep);
-    check(&lab, "deep JSON", image("deep").as_bytes(), "is not valid JSON");
+    check(
+        &lab,
+        "deep JSON",
+        image("deep").as_bytes(),
+        "is not valid JSON",
+    );
 
     // Indexes nested 8 deep: every level served by digest, the leaf an (absent) image.
     let leaf = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#.to_vec();

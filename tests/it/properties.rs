@@ -114,7 +114,13 @@ fn manifest_like() -> impl Strategy<Value = String> {
         Just("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".to_string()),
         "[a-z0-9]{0,8}:[0-9a-f]{0,70}",
     ];
-    let size = prop_oneof![Just("0".to_string()), Just("-1".to_string()), Just("1e400".to_string()), Just("18446744073709551616".to_string()), "[0-9]{1,5}"];
+    let size = prop_oneof![
+        Just("0".to_string()),
+        Just("-1".to_string()),
+        Just("1e400".to_string()),
+        Just("18446744073709551616".to_string()),
+        "[0-9]{1,5}"
+    ];
     (media.clone(), media, digest, size, 0i64..3).prop_map(|(top, child, digest, size, version)| {
         format!(
             r#"{{"schemaVersion":{version},"mediaType":"{top}","manifests":[{{"mediaType":"{child}","digest":"{digest}","size":{size},"platform":{{"os":"linux","architecture":"arm","variant":"v7"}}}}],"config":{{"mediaType":"{child}","digest":"{digest}","size":{size}}},"layers":[]}}"#
