@@ -1,5 +1,6 @@
 //! Property-based tests of the parsers that read outside input: references, platforms,
-//! digests, `WWW-Authenticate` challenges, manifests and whole Mirrorfiles. Whatever the input,
+//! digests, `WWW-Authenticate` challenges, manifests, whole Mirrorfiles and docker-save/OCI
+//! archives (`mirror::archive::read`). Whatever the input,
 //! they return a value or an error, never panic; what they accept survives a print/parse round
 //! trip. Bounded for CI: `PROPTEST_CASES` (default 256 per property).
 
@@ -148,4 +149,86 @@ fn mirrorfile_like() -> impl Strategy<Value = String> {
         any::<String>(),
     ];
     prop::collection::vec(line, 0..14).prop_map(|lines| lines.join("\n"))
+}
+
+/// An in-memory spool for the archive reader.
+#[derive(Default)]
+struct MemSpool(std::sync::Mutex<std::collections::BTreeMap<Digest, Vec<u8>>>);
+
+impl mirror::archive::Spool for MemSpool {
+    fn put(&self, reader: &mut dyn std::io::Read) -> std::io::Result<(Digest, u64)> {
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes)?;
+        let digest = Digest::sha256_of(&bytes);
+        let size = bytes.len() as u64;
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .insert(digest.clone(), bytes);
+        Ok((digest, size))
+    }
+
+    fn open(&self, digest: &Digest) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        let bytes = self
+            .0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .get(digest)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        Ok(Box::new(std::io::Cursor::new(bytes)))
+    }
+}
+
+/// docker-save–shaped archive entries with hostile contents.
+fn archive_entries() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
+    let name = prop_oneof![
+        Just("manifest.json".to_string()),
+        Just("index.json".to_string()),
+        Just("oci-layout".to_string()),
+        Just("repositories".to_string()),
+        "blobs/sha256/[0-9a-f]{0,64}",
+        "[a-z0-9./_-]{1,30}",
+        Just("../escape".to_string()),
+    ];
+    let body = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..200),
+        manifest_like().prop_map(String::into_bytes),
+        "\\[\\{\"Config\":\"[a-z0-9/.:]{0,40}\",\"RepoTags\":\\[\"[a-zA-Z0-9:/._-]{0,20}\"\\],\"Layers\":\\[\"[a-z0-9/.:]{0,40}\"\\]\\}\\]"
+            .prop_map(String::into_bytes),
+    ];
+    prop::collection::vec((name, body), 0..6)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn archive_reader_never_panics(entries in archive_entries(), gzip in any::<bool>()) {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, body) in &entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            // Names tar refuses (such as `..`) are left out: the reader must cope with the rest.
+            let _ = builder.append_data(&mut header, name, body.as_slice());
+        }
+        let tar = builder.into_inner().expect("tar in memory");
+        let bytes = if gzip {
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(&tar).expect("gzip");
+            enc.finish().expect("gzip")
+        } else {
+            tar
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("images.tar");
+        std::fs::write(&path, &bytes).expect("write archive");
+        let _ = mirror::archive::read(&path, &MemSpool::default());
+        // Truncated archives too.
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("write archive");
+        let _ = mirror::archive::read(&path, &MemSpool::default());
+    }
 }
