@@ -41,6 +41,10 @@ pub enum CacheCommand {
         /// Keep this digest and everything it reaches, too (repeatable).
         #[arg(long, value_name = "DIGEST")]
         keep: Vec<Digest>,
+        /// Keep everything this lock file pins (repeatable; the Mirrorfile's own lock, when it
+        /// has one, always counts).
+        #[arg(long, value_name = "FILE")]
+        lock: Vec<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -104,8 +108,24 @@ pub fn run(cli: &Cli, args: &CacheArgs) -> miette::Result<ExitCode> {
                 ))
             }
         }
-        CacheCommand::Gc { apply, keep, json } => {
-            let report = cache::gc(&dir, keep, *apply).map_err(store_error)?;
+        CacheCommand::Gc {
+            apply,
+            keep,
+            lock,
+            json,
+        } => {
+            let mut roots = keep.clone();
+            let own_lock = crate::lock::path_for(&cli.file);
+            let mut locks = lock.clone();
+            if cli.file.exists() && own_lock.exists() && !locks.contains(&own_lock) {
+                locks.push(own_lock);
+            }
+            for path in &locks {
+                let pinned = cache::lock_roots(path)
+                    .map_err(|e| miette!("{}", super::diagnostics::chain(&e)))?;
+                roots.extend(pinned);
+            }
+            let report = cache::gc(&dir, &roots, *apply).map_err(store_error)?;
             if *json {
                 print_stdout(&to_json(&report));
             } else {

@@ -370,6 +370,13 @@ fn cache_verify_finds_damage_and_gc_frees_what_a_moved_tag_left_behind() {
         "lab/app:1",
         &ImageSpec::multi("gc-v2", &TWO).layer_bytes(30_000),
     );
+    // The old lock is kept aside; the Mirrorfile's own lock moves to v2.
+    std::fs::copy(
+        lab.ctx.work().join("mirrorfile.lock"),
+        lab.ctx.work().join("old.lock"),
+    )
+    .expect("keep the old lock");
+    lab.ctx.cmd_ok(&["lock", "--update"]);
     lab.ctx.cmd_ok(&["apply", "--progress", "none"]);
     // v1's blobs still cached (the damaged layer was removed and v1 never needed it again).
     let v1_only: Vec<_> = v1
@@ -397,6 +404,15 @@ fn cache_verify_finds_damage_and_gc_frees_what_a_moved_tag_left_behind() {
         "{dry:#}"
     );
     assert_eq!(dry["garbage_bytes"].as_u64(), Some(garbage_bytes));
+    // A lock file that still pins v1 keeps all of it.
+    let pinned = lab
+        .ctx
+        .json(&["cache", "gc", "--json", "--lock", "old.lock"]);
+    assert_eq!(
+        pinned["garbage"].as_array().map(Vec::len),
+        Some(0),
+        "{pinned:#}"
+    );
     let text = lab.ctx.cmd_ok(&["cache", "gc"]);
     assert!(stdout(&text).contains("Run with --apply to delete"));
     assert!(kept_path.exists(), "a dry run deletes nothing");
