@@ -71,7 +71,14 @@ pub async fn run(
             ..RetryPolicy::default()
         },
     };
-    let outcome = session.apply(&plan, options, reporter.clone()).await;
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let outcome = session
+        .apply_until(&plan, options, reporter.clone(), interrupt)
+        .await;
     // Bars are cleared when the reporter goes; the summary must come after them.
     drop(reporter);
     let requests = session.requests();
@@ -96,6 +103,13 @@ pub async fn run(
         if let Some(written) = &bundle {
             print_stdout(&report::bundle::written(written));
         }
+    }
+    if outcome.interrupted {
+        eprintln!(
+            "interrupted: transfers in flight were cancelled and their partial files removed; \
+             tags of unfinished images were not moved. Run `mirror apply` again to finish."
+        );
+        return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
     }
     if outcome.failures.is_empty() {
         Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@
 
 mod apply;
 mod bundle;
+mod cache;
 mod completions;
 mod diagnostics;
 mod init;
@@ -109,11 +110,16 @@ pub enum Command {
     Schema,
     /// Print the k3s/RKE2 registries.yaml that makes a cluster pull these images from the target.
     RegistriesYaml(registries_yaml::RegistriesYamlArgs),
+    /// Check the cache (`verify`) or delete what no applied image needs (`gc`).
+    Cache(cache::CacheArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff), e.g. `mirror man > mirror.1`.
     Man,
 }
+
+/// The exit code after Ctrl-C (128 + SIGINT), as shells report it.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Parses the command line, runs the command, and maps the result to an exit code.
 pub fn main() -> ExitCode {
@@ -142,14 +148,44 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
     match &cli.command {
-        Command::Plan(args) => plan::run(&session(&cli).await?, args, &cli).await,
-        Command::Lock(args) => lock::run(&session(&cli).await?, args, &cli).await,
-        Command::Apply(args) => apply::run(&session(&cli).await?, args, &cli, bars).await,
+        // apply stops its own transfers cleanly on Ctrl-C; until the plan is made, and for every
+        // other command, Ctrl-C simply drops the work (temp files go with it).
+        Command::Apply(args) => {
+            let session = match interruptible(session(&cli)).await {
+                Some(session) => session?,
+                None => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
+            };
+            apply::run(&session, args, &cli, bars).await
+        }
+        command => interruptible(run_other(&cli, command))
+            .await
+            .unwrap_or(Ok(ExitCode::from(EXIT_INTERRUPTED))),
+    }
+}
+
+/// `Some(result)`, or `None` when Ctrl-C came first (the future is dropped).
+async fn interruptible<T>(work: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        value = work => Some(value),
+        Ok(()) = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted");
+            None
+        }
+    }
+}
+
+async fn run_other(cli: &Cli, command: &Command) -> miette::Result<ExitCode> {
+    match command {
+        // Dispatched by `run`, which lets apply handle Ctrl-C itself; never reached.
+        Command::Apply(_) => Ok(ExitCode::FAILURE),
+        Command::Plan(args) => plan::run(&session(cli).await?, args, cli).await,
+        Command::Lock(args) => lock::run(&session(cli).await?, args, cli).await,
         Command::Bundle(command) => bundle::run(command).await,
-        Command::Inspect(args) => inspect::run(&cli, args).await,
-        Command::Init(args) => init::run(&cli, args),
+        Command::Inspect(args) => inspect::run(cli, args).await,
+        Command::Init(args) => init::run(cli, args),
         Command::Schema => schema::run(),
-        Command::RegistriesYaml(args) => registries_yaml::run(&cli, args),
+        Command::RegistriesYaml(args) => registries_yaml::run(cli, args),
+        Command::Cache(args) => cache::run(cli, args),
         Command::Completions(args) => completions::run(args),
         Command::Man => completions::man(),
     }

@@ -70,6 +70,9 @@ pub struct Outcome {
     /// Per image: whether its root (tag) was pushed in this run.
     #[serde(skip)]
     pub roots_pushed: Vec<bool>,
+    /// The run was stopped (Ctrl-C) before it finished: tasks in flight were cancelled.
+    #[serde(skip)]
+    pub interrupted: bool,
 }
 
 /// One failed task.
@@ -109,6 +112,31 @@ pub async fn execute(
     reporter: Arc<dyn Reporter>,
     options: Options,
 ) -> Outcome {
+    execute_until(
+        plan,
+        sources,
+        sink,
+        store,
+        reporter,
+        options,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// Runs the plan until it is done or `stop` completes (Ctrl-C). On a stop, nothing new starts
+/// and every task in flight is cancelled and waited for, so its temp file is gone and its
+/// upload session abandoned (see `Client::cancel_abandoned_uploads`) before this returns.
+pub async fn execute_until(
+    plan: &Plan,
+    sources: Sources,
+    sink: Arc<dyn Sink>,
+    store: Store,
+    reporter: Arc<dyn Reporter>,
+    options: Options,
+    stop: impl std::future::Future<Output = ()>,
+) -> Outcome {
+    let mut stop = std::pin::pin!(stop);
     let shared = Arc::new(Shared {
         sources,
         sink,
@@ -155,7 +183,16 @@ pub async fn execute(
             let shared = shared.clone();
             running.spawn(async move { (node, run_task::run(&task, &shared).await) });
         }
-        let Some(joined) = running.join_next().await else {
+        let joined = tokio::select! {
+            joined = running.join_next() => joined,
+            () = &mut stop => {
+                running.abort_all();
+                while running.join_next().await.is_some() {}
+                outcome.interrupted = true;
+                break;
+            }
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (node, result) = match joined {

@@ -1,6 +1,7 @@
 //! One function per command, wiring the stages: open endpoints → resolve → plan → execute.
 //! Commands in `cli` stay thin over these; tests and benchmarks can call them directly.
 
+pub mod cache;
 pub mod inspect;
 pub mod inspect_archive;
 mod lock;
@@ -354,15 +355,55 @@ impl Session {
         options: Options,
         reporter: Arc<dyn Reporter>,
     ) -> Outcome {
-        execute::execute(
+        self.apply_until(plan, options, reporter, std::future::pending())
+            .await
+    }
+
+    /// Runs a plan until it is done or `stop` completes (Ctrl-C): then tasks in flight are
+    /// cancelled, their partial files removed and their upload sessions deleted, and
+    /// [`Outcome::interrupted`] is set. What finished before stays recorded.
+    pub async fn apply_until(
+        &self,
+        plan: &Plan,
+        options: Options,
+        reporter: Arc<dyn Reporter>,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Outcome {
+        let outcome = execute::execute_until(
             plan,
             self.sources.clone(),
             self.sink.clone(),
             self.store.clone(),
             reporter,
             options,
+            stop,
         )
-        .await
+        .await;
+        let mut cancelled = 0;
+        for client in self.clients.values() {
+            cancelled += client
+                .cancel_abandoned_uploads(std::time::Duration::from_secs(5))
+                .await;
+        }
+        if cancelled > 0 {
+            tracing::info!("cancelled {cancelled} unfinished upload session(s)");
+        }
+        // The cache remembers what each target reference now holds: its garbage collection roots.
+        let done: Vec<_> = plan
+            .images
+            .iter()
+            .enumerate()
+            .filter(|(i, image)| {
+                outcome.roots_pushed.get(*i).copied().unwrap_or(false)
+                    || image.action == plan::Action::Unchanged
+            })
+            .map(|(_, image)| (image.target.clone(), image.resolved.root.descriptor()))
+            .collect();
+        if let Err(e) = self.store.record_roots(&done) {
+            // The target is right; only a later `cache gc` would keep less than it could.
+            tracing::warn!("could not record the applied roots in the cache index: {e}");
+        }
+        outcome
     }
 }
 

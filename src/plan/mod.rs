@@ -212,6 +212,10 @@ pub fn assemble(
         let source_repository = image.source.reference.repository().to_string();
         let root_present = state.has_manifest(&repository, &wanted);
         let mut root_deps: Vec<NodeIndex> = Vec::new();
+        // Every download of this image before any of its uploads: a blob that fails
+        // verification then stops the whole image, and none of its bytes reach the target.
+        let mut image_fetches: BTreeSet<NodeIndex> = BTreeSet::new();
+        let mut image_uploads: Vec<NodeIndex> = Vec::new();
 
         for need in image.manifests.iter().filter(|_| !root_present) {
             let digest = need.manifest.digest();
@@ -263,6 +267,7 @@ pub fn assemble(
                 } else {
                     plan.push.add(blob.size);
                     first_upload.insert(blob.digest.clone(), (repository.clone(), node));
+                    image_uploads.push(node);
                     if !store.contains(&blob.digest) {
                         let fetch = *fetch_nodes.entry(blob.digest.clone()).or_insert_with(|| {
                             plan.fetch.add(blob.size);
@@ -276,7 +281,7 @@ pub fn assemble(
                                 image: i,
                             })
                         });
-                        graph.add_edge(fetch, node, ());
+                        image_fetches.insert(fetch);
                     }
                 }
                 blob_nodes.insert(key, node);
@@ -314,6 +319,12 @@ pub fn assemble(
                 graph.add_edge(dep, node, ());
             }
             root_deps.push(node);
+        }
+
+        for &upload in &image_uploads {
+            for &fetch in &image_fetches {
+                graph.add_edge(fetch, upload, ());
+            }
         }
 
         let reason = match &current {

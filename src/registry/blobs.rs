@@ -23,6 +23,7 @@ use super::auth::{pull_scope, push_scope};
 use super::client::{header_str, header_u64, Client};
 use super::error::RegistryError;
 use super::links;
+use super::uploads::OpenUpload;
 
 /// Size of the pieces a file is read in while uploading.
 const READ_CHUNK: usize = 256 * 1024;
@@ -289,9 +290,10 @@ impl Client {
             )));
         }
         let session = self.start_upload(repo, &op).await?;
+        let mut open = OpenUpload::new(self, repo, session.clone());
         if size > self.inner.single_put_max.load(Ordering::Relaxed) {
             return self
-                .upload_chunked(repo, digest, size, path, session, &op, progress)
+                .upload_chunked(repo, digest, size, path, &mut open, &op, progress)
                 .await;
         }
         let body = file_body(path, 0, size, progress.clone())
@@ -310,12 +312,17 @@ impl Client {
             .body(body);
         let response = self.send(request, &[push_scope(repo)], &op).await?;
         match response.status() {
-            StatusCode::CREATED => Ok(()),
+            StatusCode::CREATED => {
+                open.finish();
+                Ok(())
+            }
             StatusCode::PAYLOAD_TOO_LARGE => {
                 tracing::debug!(repo, %digest, "single PUT refused as too large; uploading in chunks");
+                open.finish();
                 self.cancel_upload(repo, session).await;
                 let session = self.start_upload(repo, &op).await?;
-                self.upload_chunked(repo, digest, size, path, session, &op, progress)
+                open.moved_to(session);
+                self.upload_chunked(repo, digest, size, path, &mut open, &op, progress)
                     .await
             }
             _ => Err(self.fail(response, &op).await),
@@ -333,10 +340,13 @@ impl Client {
         digest: &Digest,
         size: u64,
         path: &Path,
-        mut session: Url,
+        open: &mut OpenUpload,
         op: &str,
         progress: Option<UploadProgress>,
     ) -> Result<(), RegistryError> {
+        let Some(mut session) = open.url() else {
+            return Err(self.invalid(op, "upload session already closed"));
+        };
         let chunk_size = self.inner.chunk_size.load(Ordering::Relaxed).max(1);
         let mut start = 0;
         while start < size {
@@ -361,6 +371,7 @@ impl Client {
                 return Err(self.fail(response, op).await);
             }
             session = self.location(&response, op)?;
+            open.moved_to(session.clone());
             start += len;
         }
         let request = self
@@ -372,6 +383,7 @@ impl Client {
         if response.status() != StatusCode::CREATED {
             return Err(self.fail(response, op).await);
         }
+        open.finish();
         Ok(())
     }
 }

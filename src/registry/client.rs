@@ -49,6 +49,7 @@ pub(super) struct Inner {
     pub(super) limit: Option<Arc<Semaphore>>,
     /// Set once the host refused a cross-repository mount (401/403/404): not asked again.
     pub(super) mount_refused: AtomicBool,
+    pub(super) abandoned: super::uploads::Abandoned,
 }
 
 impl Client {
@@ -79,6 +80,7 @@ impl Client {
                     .max_concurrency
                     .map(|n| Arc::new(Semaphore::new(n.max(1)))),
                 mount_refused: AtomicBool::new(false),
+                abandoned: Default::default(),
             }),
         })
     }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod http;
 pub mod links;
 pub mod manifests;
+mod uploads;
 
 #[cfg(test)]
 mod mock_server;

@@ -24,7 +24,7 @@ const CHANNEL_DEPTH: usize = 4;
 pub enum IngestError<E: std::error::Error + 'static> {
     #[error("reading {digest}: {source}")]
     Source { digest: Digest, source: E },
-    #[error("{digest}: the bytes received hash to {actual} ({size} bytes); nothing was stored")]
+    #[error("blob {digest}: expected digest {digest}, but the {size} bytes received hash to {actual}; nothing was stored or pushed")]
     DigestMismatch {
         digest: Digest,
         actual: Digest,

@@ -7,11 +7,19 @@
 //! can share a cache: temp names are unique, and two renames of the same verified content to the
 //! same name leave the same bytes whichever wins. Unfinished downloads wait in `<root>/partial`
 //! (see `partial`) until they are complete and verified.
+//!
+//! Who else may use the cache meanwhile is decided by `<cache>/.lock` ([`lock`]): shared for
+//! normal runs, exclusive for garbage collection ([`maintenance`]). A run that finds itself
+//! alone sweeps the temp files that killed runs left behind. `index.json` records the root of
+//! each image applied ([`roots`]), which is what garbage collection keeps.
 
 mod ingest;
 mod local;
+pub mod lock;
+pub mod maintenance;
 mod memo;
 mod partial;
+pub mod roots;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,6 +31,9 @@ use crate::oci::{Digest, ManifestError, RawManifest};
 
 pub use ingest::IngestError;
 pub use local::HashingWriter;
+pub use lock::{CacheLock, LockMode};
+pub use maintenance::{BadBlob, GcReport, VerifyReport};
+pub use roots::Root;
 
 const OCI_LAYOUT: &str = crate::oci::layout::OCI_LAYOUT_FILE;
 const EMPTY_INDEX: &str =
@@ -32,6 +43,8 @@ const EMPTY_INDEX: &str =
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Held for as long as any clone of this store lives.
+    lock: CacheLock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +59,13 @@ pub enum StoreError {
     },
     #[error("digest {0} uses an algorithm the cache cannot verify (only sha256)")]
     Unsupported(Digest),
+    #[error("cache {path} is in use by another mirror process (garbage collection needs it alone; try again when that run is over)")]
+    Busy { path: PathBuf },
+    #[error("cache {path} is damaged: {message}")]
+    BadIndex { path: PathBuf, message: String },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -56,14 +73,37 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 }
 
 impl Store {
-    /// Opens (creating when needed) the cache at `root`.
+    /// Opens (creating when needed) the cache at `root`, shared with other normal runs. When
+    /// no other process uses it, temp files of killed runs are removed first.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Store::open_as(root, LockMode::Shared)
+    }
+
+    /// Opens the cache alone (for garbage collection); fails when another process uses it.
+    pub fn open_exclusive(root: &Path) -> Result<Store, StoreError> {
+        Store::open_as(root, LockMode::Exclusive)
+    }
+
+    fn open_as(root: &Path, mode: LockMode) -> Result<Store, StoreError> {
+        let blobs = root.join("blobs").join("sha256");
+        let tmp = root.join("tmp");
+        for dir in [&blobs, &tmp] {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        let lock = match mode {
+            LockMode::Exclusive => CacheLock::acquire(root, mode)?,
+            LockMode::Shared => match CacheLock::alone(root)? {
+                Some(alone) => {
+                    sweep_temp_files(&tmp);
+                    alone.downgrade(root)?
+                }
+                None => CacheLock::acquire(root, mode)?,
+            },
+        };
         let store = Store {
             root: root.to_path_buf(),
+            lock,
         };
-        for dir in [store.blob_dir(), store.tmp_dir()] {
-            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        }
         for (name, content) in [("oci-layout", OCI_LAYOUT), ("index.json", EMPTY_INDEX)] {
             let path = root.join(name);
             if !path.exists() {
@@ -75,6 +115,11 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether this process holds the cache alone.
+    pub fn is_exclusive(&self) -> bool {
+        self.lock.mode() == LockMode::Exclusive
     }
 
     fn blob_dir(&self) -> PathBuf {
@@ -166,6 +211,19 @@ impl Store {
             write_atomically(&self.tmp_dir(), &path, bytes)?;
         }
         Ok(true)
+    }
+}
+
+/// Removes what `tmp/` holds: only called while no other process uses the cache, so every
+/// file there belongs to a run that was killed before it could clean up.
+fn sweep_temp_files(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

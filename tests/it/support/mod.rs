@@ -8,6 +8,7 @@
 pub mod archives;
 pub mod context;
 pub mod fault_proxy;
+pub mod flip_proxy;
 pub mod http;
 pub mod images;
 pub mod lab;

@@ -1,0 +1,433 @@
+//! Never push unverified bytes, never lose work: corrupted sources, Ctrl-C, two runs on one
+//! cache, and `mirror cache verify` / `gc`.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::context::{describe, mirrorfile_header, stderr, stdout, TestContext};
+use crate::support::flip_proxy::{Fault, FlipProxy};
+use crate::support::images::{sha256, BuiltImage, ImageSpec};
+use crate::support::lab::Lab;
+use crate::support::{http, skopeo};
+
+const TWO: [&str; 2] = ["linux/amd64", "linux/arm64"];
+
+/// A Mirrorfile copying `repos` (`lab/a:1`, …) from `source` to the lab's target.
+fn mirrorfile(lab: &Lab, source: &str, repos: &[&str]) -> String {
+    let mut text = mirrorfile_header(source, &lab.tgt(), None);
+    for repo in repos {
+        text.push_str(&format!("\n[[images]]\nref = \"{source}/{repo}\"\n"));
+    }
+    text
+}
+
+/// `text` without whitespace and miette's `|` gutters, so wrapped messages compare whole.
+fn squash(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_whitespace() && *c != '|')
+        .collect()
+}
+
+fn has(haystack: &str, needle: &str) -> bool {
+    squash(haystack).contains(&squash(needle))
+}
+
+fn cache_files(ctx: &TestContext, dir: &str) -> Vec<String> {
+    ctx.files_in(dir)
+}
+
+/// No blob of `image` is in target repository `repo`.
+fn assert_no_blobs(lab: &Lab, repo: &str, image: &BuiltImage) {
+    for blob in image.all_blobs() {
+        assert!(
+            !http::blob_exists(&lab.tgt(), repo, &blob.digest),
+            "blob {} of a corrupted image reached the target",
+            blob.digest
+        );
+    }
+}
+
+#[test]
+fn a_flipped_blob_stops_its_image_and_nothing_of_it_is_pushed() {
+    let lab = Lab::new();
+    let bad = lab.seed(
+        "lab/bad:1",
+        &ImageSpec::multi("flip-bad", &TWO)
+            .layers(3)
+            .layer_bytes(50_000),
+    );
+    let good = lab.seed(
+        "lab/good:1",
+        &ImageSpec::multi("flip-good", &TWO).layer_bytes(20_000),
+    );
+    let proxy = FlipProxy::start(&lab.up());
+    let src = proxy.host();
+    lab.ctx
+        .write_mirrorfile(&mirrorfile(&lab, &src, &["lab/bad:1", "lab/good:1"]));
+    // The last layer of the arm64 image, flipped at byte 1000.
+    let layer = bad.manifest("linux/arm64").layers[2].clone();
+    proxy.add(Fault::FlipBlob {
+        digest: layer.digest.clone(),
+        offset: 1000,
+    });
+    let mut flipped = bad.blobs[&layer.digest].clone();
+    flipped[1000] ^= 0x01;
+    let actual = sha256(&flipped);
+
+    let out = lab.ctx.cmd(&["apply", "--progress", "none"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        has(&err, &format!("{src}/lab/bad:1")),
+        "names the image: {err}"
+    );
+    assert!(
+        has(&err, &format!("expected digest {}", layer.digest)),
+        "names the expected digest: {err}"
+    );
+    assert!(has(&err, &actual), "names the actual digest: {err}");
+    assert!(proxy.faults_applied() >= 1);
+
+    // Nothing of the corrupted image: no tag, no manifest, no blob; the cache holds no bad bytes.
+    assert!(http::tags(&lab.tgt(), "lab/bad").is_empty());
+    assert!(!http::manifest_exists(
+        &lab.tgt(),
+        "lab/bad",
+        &bad.manifest("linux/amd64").digest
+    ));
+    assert_no_blobs(&lab, "lab/bad", &bad);
+    let cached = cache_files(&lab.ctx, "cache/blobs/sha256");
+    assert!(!cached.contains(&layer.digest["sha256:".len()..].to_string()));
+    assert!(cache_files(&lab.ctx, "cache/tmp").is_empty());
+    // The other image is complete.
+    lab.assert_full_copy("lab/good:1", &good);
+
+    // Once the source serves the right bytes, a rerun finishes the job.
+    proxy.clear_faults();
+    lab.ctx.cmd_ok(&["apply", "--progress", "none"]);
+    lab.assert_full_copy("lab/bad:1", &bad);
+}
+
+#[test]
+fn a_manifest_that_does_not_match_its_digest_is_refused_before_anything_moves() {
+    let lab = Lab::new();
+    let image = lab.seed("lab/m:1", &ImageSpec::multi("flip-manifest", &TWO));
+    let proxy = FlipProxy::start(&lab.up());
+    let src = proxy.host();
+    lab.ctx
+        .write_mirrorfile(&mirrorfile(&lab, &src, &["lab/m:1"]));
+    let child = image.manifest("linux/arm64").digest.clone();
+    proxy.add(Fault::CorruptManifest {
+        reference: child.clone(),
+    });
+    let out = lab.ctx.cmd(&["apply", "--progress", "none"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(has(&err, &format!("{src}/lab/m:1")), "{err}");
+    assert!(has(&err, &format!("not the expected {child}")), "{err}");
+    assert!(has(&err, "content hashes to sha256:"), "{err}");
+    assert!(lab.target_catalog().is_empty(), "nothing was pushed");
+    let cached = cache_files(&lab.ctx, "cache/blobs/sha256");
+    assert!(!cached.contains(&child["sha256:".len()..].to_string()));
+}
+
+/// Sends SIGINT to a child process.
+fn interrupt(child: &Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn ctrl_c_cancels_uploads_removes_partial_files_and_exits_130() {
+    let lab = Lab::new();
+    let image = lab.seed(
+        "lab/big:1",
+        &ImageSpec::single("sigint", "linux/amd64")
+            .layers(2)
+            .layer_bytes(3_000_000),
+    );
+    // Slow links on both sides, so transfers are in flight when Ctrl-C comes.
+    let up = FlipProxy::start(&lab.up());
+    up.set_delay(Duration::from_millis(5));
+    let down = FlipProxy::start(&lab.tgt());
+    down.set_delay(Duration::from_millis(20));
+    let mut text = mirrorfile_header(&up.host(), &down.host(), None);
+    text.push_str(&format!(
+        "\n[[images]]\nref = \"{}/lab/big:1\"\n",
+        up.host()
+    ));
+    lab.ctx.write_mirrorfile(&text);
+
+    let child = lab
+        .ctx
+        .command()
+        .args(["apply", "--progress", "none"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mirror");
+    let mut child = child;
+    if !wait_until(Duration::from_secs(60), || down.bytes_up() > 500_000) {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        panic!(
+            "no upload started: {}\n{:?}",
+            describe(&out),
+            down.take_log()
+        );
+    }
+    let child = child;
+    interrupt(&child);
+    let started = Instant::now();
+    let out = child.wait_with_output().expect("wait for mirror");
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped promptly"
+    );
+    assert!(stderr(&out).contains("interrupted"), "{}", describe(&out));
+    // No partial file in the cache, no tag, and the open upload session was deleted.
+    assert!(cache_files(&lab.ctx, "cache/tmp").is_empty());
+    assert!(http::tags(&lab.tgt(), "lab/big").is_empty());
+    let log = down.take_log();
+    let deletes = log
+        .iter()
+        .filter(|l| l.method == "DELETE" && l.path.contains("/blobs/uploads/"))
+        .filter(|l| l.status == 204)
+        .count();
+    assert!(deletes >= 1, "the open upload session was cancelled");
+    let uploads = lab
+        .target
+        .storage()
+        .join("docker/registry/v2/repositories/lab/big/_uploads");
+    // A cancelled session loses its data and start time (distribution 2.8.2 leaves an empty
+    // `hashstates` folder behind, which no request can reach).
+    let open: Vec<_> = std::fs::read_dir(&uploads)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("data").exists() || e.path().join("startedat").exists())
+                .map(|e| e.file_name())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        open.is_empty(),
+        "upload sessions left open: {open:?}\n{log:#?}"
+    );
+
+    // Everything verified before the interrupt stays in the cache; a rerun completes.
+    up.set_delay(Duration::ZERO);
+    down.set_delay(Duration::ZERO);
+    lab.ctx.cmd_ok(&["apply", "--progress", "none"]);
+    assert_eq!(
+        skopeo::inspect_raw(&format!("{}/lab/big:1", lab.tgt())),
+        image.bytes
+    );
+}
+
+#[test]
+fn two_applies_at_once_share_one_cache_without_damage() {
+    let lab = Lab::new();
+    let second_target = crate::support::registry::Registry::start();
+    let a = lab.seed(
+        "lab/a:1",
+        &ImageSpec::multi("conc-a", &TWO)
+            .layer_bytes(400_000)
+            .shared_base("conc"),
+    );
+    let b = lab.seed(
+        "lab/b:1",
+        &ImageSpec::multi("conc-b", &TWO)
+            .layer_bytes(400_000)
+            .shared_base("conc"),
+    );
+    let up = lab.up();
+    let cache = lab.ctx.root().join("shared-cache");
+    let write = |name: &str, target: &str| {
+        let text = mirrorfile_header(&up, target, None)
+            .replace("dir = \"cache\"", &format!("dir = \"{}\"", cache.display()))
+            + &format!(
+                "\n[[images]]\nref = \"{up}/lab/a:1\"\n\n[[images]]\nref = \"{up}/lab/b:1\"\n"
+            );
+        lab.ctx.write_file(name, &text);
+    };
+    write("same1.toml", &lab.tgt());
+    write("same2.toml", &lab.tgt());
+    write("other.toml", &second_target.host());
+    let spawn = |file: &str| {
+        lab.ctx
+            .command()
+            .args(["-f", file, "apply", "--progress", "none"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mirror")
+    };
+    let runs = [
+        spawn("same1.toml"),
+        spawn("same2.toml"),
+        spawn("other.toml"),
+    ];
+    // While they run, garbage collection is refused rather than deleting under them.
+    let gc = lab.ctx.cmd(&[
+        "cache",
+        "--dir",
+        cache.to_str().expect("utf-8 path"),
+        "gc",
+        "--apply",
+    ]);
+    for run in runs {
+        let out = run.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    }
+    if gc.status.code() != Some(0) {
+        assert!(
+            has(&stderr(&gc), "in use by another mirror process"),
+            "{}",
+            describe(&gc)
+        );
+    }
+    lab.assert_full_copy("lab/a:1", &a);
+    lab.assert_full_copy("lab/b:1", &b);
+    for (image, repo) in [(&a, "lab/a:1"), (&b, "lab/b:1")] {
+        let raw = skopeo::inspect_raw(&format!("{}/{repo}", second_target.host()));
+        assert_eq!(raw, image.bytes);
+    }
+    let verify = lab.ctx.cmd(&[
+        "cache",
+        "--dir",
+        cache.to_str().expect("utf-8 path"),
+        "verify",
+    ]);
+    assert_eq!(verify.status.code(), Some(0), "{}", describe(&verify));
+    let blobs: BTreeSet<String> = a
+        .all_blobs()
+        .into_iter()
+        .chain(b.all_blobs())
+        .map(|b| b.digest)
+        .collect();
+    let manifests = 2 + 2 * 2;
+    assert!(
+        stdout(&verify).contains(&format!("Checked {} blobs", blobs.len() + manifests)),
+        "{}",
+        stdout(&verify)
+    );
+    let roots = std::fs::read_to_string(cache.join("index.json")).expect("index.json");
+    for repo in ["lab/a:1", "lab/b:1"] {
+        for host in [lab.tgt(), second_target.host()] {
+            assert!(roots.contains(&format!("{host}/{repo}")), "{roots}");
+        }
+    }
+}
+
+#[test]
+fn cache_verify_finds_damage_and_gc_frees_what_a_moved_tag_left_behind() {
+    let lab = Lab::new();
+    let v1 = lab.seed(
+        "lab/app:1",
+        &ImageSpec::multi("gc-v1", &TWO).layer_bytes(30_000),
+    );
+    lab.write_mirrorfile(
+        None,
+        &format!("[[images]]\nref = \"{}/lab/app:1\"\n", lab.up()),
+    );
+    lab.ctx.cmd_ok(&["apply", "--progress", "none"]);
+
+    // Damage one cached layer: verify names it, --remove deletes it, apply fetches it again.
+    let layer = v1.manifest("linux/amd64").layers[0].clone();
+    let path = lab
+        .ctx
+        .work()
+        .join("cache/blobs/sha256")
+        .join(&layer.digest["sha256:".len()..]);
+    std::fs::write(&path, b"not the layer").expect("damage");
+    let out = lab.ctx.cmd(&["cache", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stdout(&out).contains(&layer.digest), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&sha256(b"not the layer")));
+    let out = lab.ctx.cmd(&["cache", "verify", "--remove"]);
+    assert!(stdout(&out).contains("removed"), "{}", describe(&out));
+    assert!(!path.exists());
+    lab.ctx.cmd_ok(&["cache", "verify"]);
+
+    // The tag moves upstream; after apply the cache root is v2 and v1's own blobs are garbage.
+    let v2 = lab.seed(
+        "lab/app:1",
+        &ImageSpec::multi("gc-v2", &TWO).layer_bytes(30_000),
+    );
+    // The old lock is kept aside; the Mirrorfile's own lock moves to v2.
+    std::fs::copy(
+        lab.ctx.work().join("mirrorfile.lock"),
+        lab.ctx.work().join("old.lock"),
+    )
+    .expect("keep the old lock");
+    lab.ctx.cmd_ok(&["lock", "--update"]);
+    lab.ctx.cmd_ok(&["apply", "--progress", "none"]);
+    // v1's blobs still cached (the damaged layer was removed and v1 never needed it again).
+    let v1_only: Vec<_> = v1
+        .all_blobs()
+        .into_iter()
+        .filter(|b| !v2.blobs.contains_key(&b.digest) && b.digest != layer.digest)
+        .collect();
+    let kept_path = lab
+        .ctx
+        .work()
+        .join("cache/blobs/sha256")
+        .join(&v1.manifest("linux/arm64").layers[0].digest["sha256:".len()..]);
+    let v1_manifests = 1 + v1.manifests.len();
+    let garbage_bytes: u64 = v1_only.iter().map(|b| b.size).sum::<u64>()
+        + v1.bytes.len() as u64
+        + v1.manifests
+            .iter()
+            .map(|m| m.bytes.len() as u64)
+            .sum::<u64>();
+    let dry = lab.ctx.json(&["cache", "gc", "--json"]);
+    assert_eq!(dry["applied"], false);
+    assert_eq!(
+        dry["garbage"].as_array().map(Vec::len),
+        Some(v1_only.len() + v1_manifests),
+        "{dry:#}"
+    );
+    assert_eq!(dry["garbage_bytes"].as_u64(), Some(garbage_bytes));
+    // A lock file that still pins v1 keeps all of it.
+    let pinned = lab
+        .ctx
+        .json(&["cache", "gc", "--json", "--lock", "old.lock"]);
+    assert_eq!(
+        pinned["garbage"].as_array().map(Vec::len),
+        Some(0),
+        "{pinned:#}"
+    );
+    let text = lab.ctx.cmd_ok(&["cache", "gc"]);
+    assert!(stdout(&text).contains("Run with --apply to delete"));
+    assert!(kept_path.exists(), "a dry run deletes nothing");
+    let done = lab.ctx.json(&["cache", "gc", "--apply", "--json"]);
+    assert_eq!(done["applied"], true);
+    assert!(!kept_path.exists());
+    for blob in v2.all_blobs() {
+        assert!(lab
+            .ctx
+            .work()
+            .join("cache/blobs/sha256")
+            .join(&blob.digest["sha256:".len()..])
+            .exists());
+    }
+    // Nothing to fetch for v2 afterwards.
+    let plan = lab.ctx.json(&["plan", "--json"]);
+    assert_eq!(plan["summary"]["fetch_bytes"].as_u64(), Some(0), "{plan:#}");
+}
