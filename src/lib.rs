@@ -30,6 +30,7 @@ pub mod cli;
 pub mod endpoint;
 pub mod environment;
 pub mod execute;
+pub mod fsutil;
 pub mod lock;
 pub mod mirrorfile;
 pub mod model;

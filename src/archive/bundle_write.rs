@@ -107,6 +107,7 @@ pub fn write_bundle(
     file.sync_all().map_err(io_err(dest))?;
     let size = hasher.len();
     let sha256 = hasher.finish();
+    crate::store::make_readable(tmp.as_file()).map_err(io_err(dest))?;
     tmp.persist(dest).map_err(|e| io_err(dest)(e.error))?;
     Ok(BundleWritten {
         path: dest.to_path_buf(),

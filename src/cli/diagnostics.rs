@@ -69,7 +69,32 @@ pub fn failures(plan: &Plan, outcome: &Outcome) -> Report {
 }
 
 /// `error: cause: cause`, skipping causes whose text the outer message already contains.
+/// Control characters are escaped: messages can quote untrusted input (a tar entry name from an
+/// archive carried across an air gap), which must never drive the terminal.
 pub fn chain(error: &dyn std::error::Error) -> String {
+    escape_controls(&chain_raw(error))
+}
+
+/// Replaces control characters other than newline and tab with `\u{…}` escapes.
+pub fn escape_controls(text: &str) -> String {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn chain_raw(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -81,4 +106,23 @@ pub fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_from_untrusted_input_are_escaped() {
+        let hostile = "name \u{1b}[2J\u{1b}[H\u{7} end\nnext";
+        let shown = escape_controls(hostile);
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("\\u{1b}[2J") && shown.ends_with(" end\nnext"),
+            "{shown}"
+        );
+    }
 }

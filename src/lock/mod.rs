@@ -91,6 +91,7 @@ impl Lockfile {
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
         tmp.write_all(write(self).as_bytes()).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
+        crate::fsutil::make_readable(tmp.as_file()).map_err(io)?;
         tmp.persist(path).map_err(|e| io(e.error))?;
         Ok(())
     }

@@ -196,10 +196,29 @@ pub fn apply_summary(
     } else {
         style.red("Apply FAILED")
     };
-    let mut out = format!(
-        "{headline}: {} created, {} updated, {} unchanged.\n",
-        t.create, t.update, t.unchanged
-    );
+    let mut out = if failed == 0 {
+        format!(
+            "{headline}: {} created, {} updated, {} unchanged.\n",
+            t.create, t.update, t.unchanged
+        )
+    } else {
+        // Count what really happened: an image whose tag was not pushed was not created.
+        let mut done = (0, 0);
+        let mut failed_images = 0;
+        for (i, image) in plan.images.iter().enumerate() {
+            let pushed = outcome.roots_pushed.get(i).copied().unwrap_or(false);
+            match image.action {
+                Action::Create if pushed => done.0 += 1,
+                Action::Update if pushed => done.1 += 1,
+                Action::Create | Action::Update => failed_images += 1,
+                Action::Unchanged => {}
+            }
+        }
+        format!(
+            "{headline}: {} created, {} updated, {} unchanged, {failed_images} not done.\n",
+            done.0, done.1, t.unchanged
+        )
+    };
     let _ = writeln!(
         out,
         "  fetched {}, pushed {}, mounted {}, {} already there, {} manifests pushed; {} requests in {:.1}s",

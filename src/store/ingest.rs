@@ -124,6 +124,10 @@ impl Store {
             });
         }
         let dest: PathBuf = self.blob_path(digest);
+        super::make_readable(tmp.as_file()).map_err(|source| StoreError::Io {
+            path: dest.clone(),
+            source,
+        })?;
         tmp.persist(&dest).map_err(|e| StoreError::Io {
             path: dest.clone(),
             source: e.error,
@@ -188,6 +192,10 @@ impl Store {
             });
         }
         let dest = self.blob_path(digest);
+        super::make_readable(tmp.as_file()).map_err(|source| StoreError::Io {
+            path: dest.clone(),
+            source,
+        })?;
         tmp.persist(&dest).map_err(|e| StoreError::Io {
             path: dest.clone(),
             source: e.error,

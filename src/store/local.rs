@@ -53,6 +53,7 @@ impl Store {
             return Ok((digest, size));
         }
         tmp.as_file().sync_all().map_err(io_err(&dest))?;
+        super::make_readable(tmp.as_file()).map_err(io_err(&dest))?;
         tmp.persist(&dest).map_err(|e| StoreError::Io {
             path: dest.clone(),
             source: e.error,

@@ -227,12 +227,15 @@ fn sweep_temp_files(tmp: &Path) {
     }
 }
 
+pub use crate::fsutil::make_readable;
+
 /// temp file in `tmp_dir` → write → fsync → rename to `dest`.
 fn write_atomically(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::io::Write;
     let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir).map_err(io_err(tmp_dir))?;
     tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
     tmp.as_file().sync_all().map_err(io_err(dest))?;
+    make_readable(tmp.as_file()).map_err(io_err(dest))?;
     tmp.persist(dest).map_err(|e| StoreError::Io {
         path: dest.to_path_buf(),
         source: e.error,

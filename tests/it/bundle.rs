@@ -241,6 +241,20 @@ fn layout_target_is_readable_by_skopeo_incremental_and_a_source_with_platform_fi
         &format!("oci:{}:lab/tiny:1.0", layout.display()),
     ]);
     assert_eq!(raw, tiny.bytes, "skopeo reads the layout by its ref.name");
+    // Published files are readable by others (a web server, another user), as skopeo writes them.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let blob = layout
+            .join("blobs/sha256")
+            .join(tiny.digest.trim_start_matches("sha256:"));
+        for file in [layout.join("index.json"), blob] {
+            let mode = std::fs::metadata(&file)
+                .expect("layout file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644, "{}", file.display());
+        }
+    }
 
     // A rerun into the layout is incremental: the tag is found, nothing is written.
     let again = ctx.json(&["apply", "--json"]);
