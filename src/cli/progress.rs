@@ -51,7 +51,7 @@ impl Bars {
             indicatif.pb_show = tracing::field::Empty
         );
         overall.pb_set_style(&style(
-            "{spinner} [{elapsed_precise}] [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}  {msg}",
+            "{spinner} [{elapsed_precise}] [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} ETA {eta}  {msg}",
         ));
         overall.pb_set_length(length);
         let state = State {
@@ -64,7 +64,9 @@ impl Bars {
         Bars {
             overall,
             state: Mutex::new(state),
-            transfer_style: style("  [{bar:20}] {bytes:>9}/{total_bytes:<9} {wide_msg}"),
+            transfer_style: style(
+                "  [{bar:20}] {decimal_bytes:>9}/{decimal_total_bytes:<9} {wide_msg}",
+            ),
         }
     }
 

@@ -71,6 +71,14 @@ impl EndpointError {
         }
     }
 
+    /// Whether the registry said the thing asked for does not exist (404).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            EndpointError::Registry(e) => e.is_not_found(),
+            _ => false,
+        }
+    }
+
     /// Whether trying the same operation again may succeed (network trouble, 5xx, 429).
     pub fn is_retryable(&self) -> bool {
         match self {

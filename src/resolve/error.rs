@@ -23,6 +23,14 @@ pub enum ResolveErrorKind {
     Store(StoreError),
     #[error("no source for `{0}`")]
     NoSource(String),
+    #[error(
+        "{registry} has no `{reference}` in repository {repository} (the registry answered 404)"
+    )]
+    NotFound {
+        registry: String,
+        repository: String,
+        reference: String,
+    },
     #[error("it has no entry in the lock, and --locked forbids adding one")]
     NotInLock,
     #[error("it is pinned by index digest {0}, but only some of its platforms are selected: a rewritten index would have another digest")]
@@ -85,6 +93,9 @@ impl ResolveError {
             ResolveErrorKind::IndexFalse { .. } => {
                 Some("remove `index = false`, so the platforms are pushed as one index".into())
             }
+            ResolveErrorKind::NotFound { .. } => Some(
+                "check the tag and the repository path (official Docker Hub images live under `library/`); `mirror inspect REF` shows what a reference points at".into(),
+            ),
             ResolveErrorKind::NotInLock => Some(
                 "run `mirror lock` to add it (and commit the lock), or run without --locked".into(),
             ),

@@ -130,10 +130,18 @@ async fn resolve_image(
     let drift = pinned.drift;
     let upstream_digest = match pinned.digest {
         Some(digest) => digest,
-        None => source
-            .resolve(reference)
-            .await
-            .map_err(|e| ctx.endpoint(e))?,
+        None => match source.resolve(reference).await {
+            Ok(digest) => digest,
+            Err(e) if e.is_not_found() => {
+                let kind = ResolveErrorKind::NotFound {
+                    registry: reference.registry().to_string(),
+                    repository: reference.repository().to_string(),
+                    reference: reference.manifest_reference(),
+                };
+                return Err(ResolveError::new(image, kind));
+            }
+            Err(e) => return Err(ctx.endpoint(e)),
+        },
     };
     let root = ctx.manifest(&upstream_digest).await?;
     let upstream_media_type = pinned
