@@ -42,10 +42,9 @@ pub fn render(model: &Model, endpoint: Option<&str>) -> String {
             (endpoint, prefix)
         }
         (Target::Layout { .. } | Target::Bundle { .. }, None) => {
-            return "# This Mirrorfile's target is an OCI layout or a bundle, not a registry:
-                    # pass --endpoint HOST (the registry it will be applied to).
-"
-            .to_string();
+            return "# This Mirrorfile's target is an OCI layout or a bundle, not a registry:\n\
+                    # pass --endpoint HOST (the registry it will be applied to).\n"
+                .to_string();
         }
     };
     let settings = model.registry_settings(host);
@@ -58,6 +57,15 @@ pub fn render(model: &Model, endpoint: Option<&str>) -> String {
     // Per source registry: source repository → target repository (only the differing ones).
     let mut sources: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
     let mut tag_renames = Vec::new();
+    for repo in &model.repositories {
+        let rules = sources.entry(repo.registry.as_str()).or_default();
+        if repo.repository != repo.target_repository {
+            rules.insert(&repo.repository, &repo.target_repository);
+        }
+    }
+    // Archives and bundles name their registries inside the files (docker.io, ghcr.io, …), which
+    // are only read at plan time: a `"*"` entry (k3s's wildcard mirror) covers them all.
+    let wildcard = !model.archives.is_empty() || !model.bundles.is_empty();
     for image in &model.images {
         let rules = sources.entry(image.reference.registry()).or_default();
         if image.reference.repository() != image.target_repository {
@@ -122,6 +130,25 @@ pub fn render(model: &Model, endpoint: Option<&str>) -> String {
                     q(to)
                 );
             }
+        }
+    }
+    if wildcard {
+        out.push_str(
+            "  # Images from archives and bundles keep the registry names they were saved with:\n  # the wildcard sends every other registry to the mirror.\n",
+        );
+        let _ = writeln!(out, "  {}:", q("*"));
+        let _ = writeln!(
+            out,
+            "    endpoint:\n      - {}",
+            q(&format!("{scheme}://{node_host}"))
+        );
+        if let Some(p) = prefix.as_deref() {
+            let _ = writeln!(
+                out,
+                "    rewrite:\n      {}: {}",
+                q("^(.*)$"),
+                q(&format!("{p}/$1"))
+            );
         }
     }
     out.push_str("configs:\n");
@@ -216,6 +243,23 @@ to = "tools/busybox:stable"
 "#,
         );
         insta::assert_snapshot!(render(&m, Some("registry.lan:5000")));
+    }
+
+    #[test]
+    fn archives_and_bundles_get_a_wildcard_mirror() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a-amd64.tar"), b"").expect("archive stand-in");
+        let text = "[target]\nregistry = \"mirror.lan:5000\"\nprefix = \"k3s\"\n\n[[archives]]\npath = \"a-amd64.tar\"\n";
+        let model = match crate::mirrorfile::parse(&dir.path().join("mirrorfile.toml"), text) {
+            Ok(model) => model,
+            Err(e) => panic!("{e}"),
+        };
+        let yaml = render(&model, None);
+        assert!(
+            yaml.contains("  \"*\":\n    endpoint:\n      - \"https://mirror.lan:5000\""),
+            "{yaml}"
+        );
+        assert!(yaml.contains("\"^(.*)$\": \"k3s/$1\""), "{yaml}");
     }
 
     #[test]
