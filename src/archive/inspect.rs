@@ -133,16 +133,19 @@ pub fn inspect(path: &Path) -> Result<BundleInfo, InspectError> {
         path: shown.clone(),
         detail: format!("index.json: {e}"),
     })?;
-    let named = index.named().map_err(|source| InspectError::BadName {
-        path: shown.clone(),
-        source,
-    })?;
+    // Listing needs no placement: a bare-tag name (a skopeo-made layout) is shown as it is.
+    let named = index
+        .named_with(Some(""))
+        .map_err(|source| InspectError::BadName {
+            path: shown.clone(),
+            source,
+        })?;
     let images = named
         .iter()
         .map(|entry| {
             image(
                 &seen,
-                entry.name.to_string(),
+                entry.name.to_string().trim_start_matches(':').to_string(),
                 &entry.descriptor.digest,
                 entry.descriptor.media_type.to_string(),
             )

@@ -302,8 +302,12 @@ impl Source for LayoutSource {
             return Ok(digest.clone());
         }
         let name = RefName::new(reference.repository(), reference.tag(), None).to_string();
+        // A layout written by `skopeo copy … oci:DIR:TAG` names images by bare tag; the
+        // Mirrorfile's `repository` placed them (see `LayoutIndex::named_with`).
+        let bare = reference.tag().and_then(|tag| self.index.lookup(tag));
         self.index
             .lookup(&name)
+            .or(bare)
             .map(|d| d.digest.clone())
             .ok_or_else(|| {
                 LayoutError::NotFound {

@@ -213,6 +213,10 @@ pub struct BundleEntry {
     /// `rewrite` (the default) or `sparse`.
     #[schemars(with = "Option<Index>")]
     pub index: Option<Spanned<Index>>,
+    /// The repository for images named only by a tag in the layout's `index.json` (as
+    /// `skopeo copy … oci:DIR:TAG` writes them), e.g. `library/busybox`.
+    #[schemars(with = "Option<String>")]
+    pub repository: Option<Spanned<String>>,
 }
 
 /// `tags = { regex = "…", semver = "…", latest = N }`: every key optional, all must hold.

@@ -77,6 +77,8 @@ pub struct BundleSource {
     pub written: String,
     pub platforms: PlatformSelection,
     pub index_mode: IndexMode,
+    /// Where images named by a bare tag in the layout go (`repository = …`).
+    pub repository: Option<String>,
     pub origin: Origin,
 }
 

@@ -154,14 +154,37 @@ impl LayoutIndex {
     /// The entries that carry a `ref.name`, each parsed. An unparsable name is an error: every
     /// image of a bundle must be placed somewhere, and guessing a repository would be wrong.
     pub fn named(&self) -> Result<Vec<NamedEntry>, RefNameError> {
+        self.named_with(None)
+    }
+
+    /// Like [`LayoutIndex::named`], placing bare-tag names (`1.35`, as `skopeo copy …
+    /// oci:DIR:TAG` writes them) under `bare_repository` when one is given.
+    pub fn named_with(
+        &self,
+        bare_repository: Option<&str>,
+    ) -> Result<Vec<NamedEntry>, RefNameError> {
         let mut out = Vec::new();
         for d in &self.manifests {
-            if let Some(name) = d.annotations.get(ANNOTATION_REF_NAME) {
-                out.push(NamedEntry {
-                    name: name.parse()?,
-                    descriptor: d.clone(),
-                });
-            }
+            let Some(name) = d.annotations.get(ANNOTATION_REF_NAME) else {
+                continue;
+            };
+            let parsed = match (name.parse::<RefName>(), bare_repository) {
+                (Ok(parsed), _) => parsed,
+                (Err(_), Some(repository)) if is_bare_tag(name) => {
+                    RefName::new(repository, Some(name), None)
+                }
+                (Err(_), None) if is_bare_tag(name) => {
+                    return Err(RefNameError {
+                        name: name.clone(),
+                        reason: "it is a bare tag, as `skopeo copy … oci:DIR:TAG` writes it; say which repository it belongs to with `repository = \"…\"` on the [[bundles]] entry".into(),
+                    })
+                }
+                (Err(e), _) => return Err(e),
+            };
+            out.push(NamedEntry {
+                name: parsed,
+                descriptor: d.clone(),
+            });
         }
         Ok(out)
     }
@@ -214,6 +237,11 @@ impl LayoutIndex {
         // Serialising plain structs, strings and numbers cannot fail.
         serde_json::to_vec(&doc).unwrap_or_default()
     }
+}
+
+/// A `ref.name` that is only a tag (no repository, no digest).
+pub fn is_bare_tag(name: &str) -> bool {
+    !name.contains(['/', ':', '@']) && valid_tag(name)
 }
 
 #[cfg(test)]

@@ -42,14 +42,17 @@ pub(super) async fn open_all(
     for bundle in &model.bundles {
         let source = open(bundle, store).await?;
         let is_dir = bundle.path.is_dir();
-        let named = source.index().named().map_err(|e| OpsError::Bundle {
-            bundle: bundle.written.clone(),
-            origin: bundle.origin.clone(),
-            source: LayoutError::BadName {
-                path: bundle.path.clone(),
-                source: e,
-            },
-        })?;
+        let named = source
+            .index()
+            .named_with(bundle.repository.as_deref())
+            .map_err(|e| OpsError::Bundle {
+                bundle: bundle.written.clone(),
+                origin: bundle.origin.clone(),
+                source: LayoutError::BadName {
+                    path: bundle.path.clone(),
+                    source: e,
+                },
+            })?;
         for entry in named {
             let image = crate::mirrorfile::bundle_image(bundle, is_dir, &entry.name, &model.target)
                 .map_err(|reason| OpsError::BundleImage {

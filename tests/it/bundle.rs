@@ -395,3 +395,38 @@ fn a_newer_bundle_pushes_only_the_new_blobs() {
     assert_copy(&tgt, "lab/app", "1.0", &v1);
     assert_copy(&tgt, "lab/app", "2.0", &v2);
 }
+
+/// `skopeo copy … oci:DIR:TAG` names images by bare tag; `repository = …` on the `[[bundles]]`
+/// entry places them, and without it the error says so.
+#[test]
+fn a_skopeo_made_layout_with_bare_tags_is_placed_by_repository() {
+    let upstream = Registry::start();
+    let target = Registry::start();
+    let tiny = seed(
+        &upstream,
+        "lab/tiny:1.0",
+        &ImageSpec::multi("bare", &["linux/amd64", "linux/arm64"]),
+    );
+    let ctx = TestContext::new();
+    let layout = ctx.work().join("from-skopeo");
+    skopeo::copy_to_oci_dir(&format!("{}/lab/tiny:1.0", upstream.host()), &layout, "1.0");
+
+    disconnected(&ctx, &target.host(), &[&layout], "");
+    let out = ctx.cmd(&["plan"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bare tag") && err.contains("repository ="),
+        "{err}"
+    );
+
+    disconnected(
+        &ctx,
+        &target.host(),
+        &[&layout],
+        "repository = \"mirror/tiny\"\n",
+    );
+    let report = ctx.json(&["apply", "--json"]);
+    assert_eq!(num(&report["summary"], "failed"), 0, "{report:#}");
+    assert_copy(&target.host(), "mirror/tiny", "1.0", &tiny);
+}

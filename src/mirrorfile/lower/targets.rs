@@ -113,8 +113,26 @@ impl Lowerer {
                 .file
                 .invalid(e.path.span(), msg, "no such file or directory", help));
         }
+        let repository = match &e.repository {
+            Some(repo) => {
+                let text = repo.get_ref().trim_matches('/');
+                if crate::oci::Reference::new("check.invalid", text, Some("t"), None)
+                    .map(|r| r.repository() != text)
+                    .unwrap_or(true)
+                {
+                    let msg = format!("`{}` is not a repository path", repo.get_ref());
+                    let help = "lowercase path components separated by `/`, e.g. `library/busybox`";
+                    return Err(self
+                        .file
+                        .invalid(repo.span(), msg, "not a repository", help));
+                }
+                Some(text.to_string())
+            }
+            None => None,
+        };
         Ok(BundleSource {
             path,
+            repository,
             written: e.path.get_ref().clone(),
             platforms: match &e.platforms {
                 Some(p) => self.platforms(p)?,
