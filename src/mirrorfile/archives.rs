@@ -46,7 +46,8 @@ pub(crate) fn lower(
             "write a file name or a glob such as `k3s-airgap-images-*.tar*`, relative to the Mirrorfile",
         )
     };
-    let paths = if dir.as_os_str().is_empty() {
+    // An absolute path (or glob) stands on its own; a relative one is under the Mirrorfile.
+    let paths = if dir.as_os_str().is_empty() || Path::new(pattern).is_absolute() {
         glob::glob(pattern)
     } else {
         glob::glob(&full)

@@ -479,3 +479,19 @@ fn repository_entry_mistakes_point_at_the_value() {
         );
     }
 }
+
+#[test]
+fn archive_paths_may_be_absolute_or_relative() {
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let absolute = elsewhere.path().join("images-amd64.tar");
+    std::fs::write(&absolute, b"").expect("write");
+    let text = format!(
+        "[target]\nregistry = \"r.example:5000\"\n\n[[archives]]\npath = \"{}\"\n\n[[archives]]\npath = \"local-*.tar\"\n",
+        absolute.display()
+    );
+    let (_dir, model) = lower(&text, &[("local-arm64.tar", "")]);
+    let found: Vec<PathBuf> = model.archives.iter().flat_map(|a| a.files.clone()).collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0], absolute);
+    assert!(found[1].ends_with("local-arm64.tar"), "{found:?}");
+}
