@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("{archive}: {source}")]
+    #[error("{archive}: {source}{}", hint(source))]
     Io {
         archive: PathBuf,
         source: std::io::Error,
@@ -56,4 +56,16 @@ pub enum ArchiveError {
         image: String,
         detail: String,
     },
+}
+
+/// Read errors in the middle of an archive nearly always mean a cut-off or damaged file: say so.
+fn hint(source: &std::io::Error) -> &'static str {
+    let eof = source.to_string().to_ascii_lowercase().contains("eof");
+    match source.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData => {
+            " (the archive is truncated or corrupt)"
+        }
+        _ if eof => " (the archive is truncated or corrupt)",
+        _ => "",
+    }
 }

@@ -490,7 +490,11 @@ fn archive_paths_may_be_absolute_or_relative() {
         absolute.display()
     );
     let (_dir, model) = lower(&text, &[("local-arm64.tar", "")]);
-    let found: Vec<PathBuf> = model.archives.iter().flat_map(|a| a.files.clone()).collect();
+    let found: Vec<PathBuf> = model
+        .archives
+        .iter()
+        .flat_map(|a| a.files.clone())
+        .collect();
     assert_eq!(found.len(), 2, "{found:?}");
     assert_eq!(found[0], absolute);
     assert!(found[1].ends_with("local-arm64.tar"), "{found:?}");

@@ -253,6 +253,9 @@ impl RegistryError {
             || err.is_decode();
         let tls = is_tls_error(&err);
         let message = chain_message(err.without_url());
+        // A name that does not resolve will not resolve in a second either: fail at once with
+        // the message instead of backing off five times per request (no network, a typo).
+        let retryable = retryable && !is_name_resolution_failure(&message);
         let (host, operation) = (host.to_string(), operation.to_string());
         if tls {
             RegistryError::Tls {
@@ -269,6 +272,12 @@ impl RegistryError {
             }
         }
     }
+}
+
+/// Whether a transport error says the host name could not be resolved.
+fn is_name_resolution_failure(message: &str) -> bool {
+    let text = message.to_ascii_lowercase();
+    text.contains("dns error") || text.contains("failed to lookup address")
 }
 
 fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
@@ -367,5 +376,15 @@ mod tests {
         assert_eq!(http(429).retry_after(), Some(Duration::from_secs(7)));
         assert!(http(404).to_string().contains("HTTP 404 (not found)"));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    #[test]
+    fn unresolvable_names_are_not_retried() {
+        assert!(is_name_resolution_failure(
+            "error sending request: client error (Connect): dns error: failed to lookup address information: Name or service not known"
+        ));
+        assert!(!is_name_resolution_failure(
+            "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)"
+        ));
     }
 }

@@ -27,6 +27,22 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Remembers whether writing to the cache file failed, to tell cache errors from input errors.
+struct WatchedWriter<W: Write> {
+    inner: W,
+    failed: bool,
+}
+
+impl<W: Write> Write for WatchedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).inspect_err(|_| self.failed = true)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|_| self.failed = true)
+    }
+}
+
 impl Store {
     /// Runs `produce` against a temp file in the cache, then stores the bytes it wrote under
     /// their sha256. Returns the digest and size. When the blob is already cached, the temp file
@@ -38,12 +54,24 @@ impl Store {
         let tmp_dir = self.tmp_dir();
         let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
         let mut writer = HashingWriter {
-            inner: io::BufWriter::with_capacity(1 << 20, tmp),
+            inner: WatchedWriter {
+                inner: io::BufWriter::with_capacity(1 << 20, tmp),
+                failed: false,
+            },
             hasher: Sha256Hasher::new(),
         };
-        produce(&mut writer).map_err(io_err(&tmp_dir))?;
+        if let Err(e) = produce(&mut writer) {
+            // A failed write is the cache's problem (disk full); anything else came from the
+            // input (a truncated or corrupt archive) and must not be blamed on the cache.
+            return Err(if writer.inner.failed {
+                io_err(&tmp_dir)(e)
+            } else {
+                StoreError::Input(e)
+            });
+        }
         let HashingWriter { inner, hasher } = writer;
         let tmp = inner
+            .inner
             .into_inner()
             .map_err(|e| io_err(&tmp_dir)(e.into_error()))?;
         let size = hasher.len();

@@ -63,6 +63,8 @@ pub enum StoreError {
     Busy { path: PathBuf },
     #[error("cache {path} is damaged: {message}")]
     BadIndex { path: PathBuf, message: String },
+    #[error("reading the input failed (truncated or corrupt?): {0}")]
+    Input(io::Error),
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
