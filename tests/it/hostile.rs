@@ -94,6 +94,12 @@ fn every_hostile_input_gives_a_clear_error_and_no_panic() {
                     std::fs::read(fixtures().join("mirrorfile-with-list.toml")).expect("fixture");
                 check(&lab, &case.file, &mirrorfile, &case.expect)
             }
+            "lock" => {
+                std::fs::write(lab.ctx.work().join("mirrorfile.lock"), &bytes).expect("write lock");
+                let err = check(&lab, &case.file, image.as_bytes(), &case.expect);
+                std::fs::remove_file(lab.ctx.work().join("mirrorfile.lock")).expect("remove lock");
+                err
+            }
             "manifest" => {
                 let content_type = case.content_type.clone().unwrap_or_default();
                 serve_manifest(&proxy, &tag, &content_type, bytes);
