@@ -39,6 +39,14 @@ pub fn run(cli: &Cli, args: &InitArgs) -> miette::Result<ExitCode> {
         None => None,
     };
     let text = crate::mirrorfile::starter(&args.registry, images.as_deref());
+    // Never write a starter that `plan` would then reject (a bad --registry, say).
+    crate::mirrorfile::parse(path, &text).map_err(|e| {
+        miette!(
+            help = "--registry takes a registry host, optionally with a port: `registry.example.internal:5000`",
+            "the starter Mirrorfile would not be valid, so nothing was written: {}",
+            super::diagnostics::chain(&e)
+        )
+    })?;
     // create_new: two `init`s racing cannot clobber each other either.
     let mut file = std::fs::OpenOptions::new()
         .write(true)

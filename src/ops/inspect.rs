@@ -61,6 +61,8 @@ impl FromStr for Location {
                 },
             });
         }
+        // skopeo's transport prefix, as skopeo users type it out of habit.
+        let text = text.strip_prefix("docker://").unwrap_or(text);
         text.parse::<Reference>()
             .map(Location::Registry)
             .map_err(|e| InspectError::BadReference {
@@ -317,6 +319,9 @@ mod tests {
 
     #[test]
     fn locations() {
+        let plain = "host:5000/a/b:1".parse::<Location>().ok();
+        assert!(matches!(plain, Some(Location::Registry(_))));
+        assert_eq!("docker://host:5000/a/b:1".parse::<Location>().ok(), plain);
         assert_eq!(
             "archive:/no/such/a.tar".parse::<Location>().ok(),
             Some(Location::Archive {
