@@ -71,6 +71,14 @@ impl EndpointError {
         }
     }
 
+    /// Whether a registry refused a manifest because it does not see something it references.
+    pub fn is_manifest_blob_unknown(&self) -> bool {
+        match self {
+            EndpointError::Registry(e) => e.is_manifest_blob_unknown(),
+            _ => false,
+        }
+    }
+
     /// Whether the registry said the thing asked for does not exist (404).
     pub fn is_not_found(&self) -> bool {
         match self {

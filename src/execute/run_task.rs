@@ -141,9 +141,8 @@ async fn attempt(task: &Task, name: &str, shared: &Shared) -> Result<(), TaskErr
             repository,
             manifest,
         } => {
-            shared
-                .sink
-                .put_manifest(repository, &manifest.digest().to_string(), manifest)
+            let reference = manifest.digest().to_string();
+            put_manifest_settled(|| shared.sink.put_manifest(repository, &reference, manifest))
                 .await?;
             c.manifests_pushed.fetch_add(1, Ordering::Relaxed);
             Ok(())
@@ -153,10 +152,7 @@ async fn attempt(task: &Task, name: &str, shared: &Shared) -> Result<(), TaskErr
             reference,
             manifest,
         } => {
-            shared
-                .sink
-                .put_root(repository, reference, manifest)
-                .await?;
+            put_manifest_settled(|| shared.sink.put_root(repository, reference, manifest)).await?;
             c.manifests_pushed.fetch_add(1, Ordering::Relaxed);
             Ok(())
         }
@@ -201,4 +197,26 @@ async fn fetch(
         .bytes_fetched
         .fetch_add(descriptor.size, Ordering::Relaxed);
     Ok(())
+}
+
+/// Pushes a manifest whose children this run has just made sure of. A registry may still answer
+/// MANIFEST_BLOB_UNKNOWN for a moment: distribution's filesystem driver rewrites a repository's
+/// link file in place when another client pushes the same content at the same time, and
+/// object-store backends are eventually consistent. Two short retries settle that; a child that
+/// is really missing (a sparse index on distribution) still fails, a second later.
+async fn put_manifest_settled<F, Fut>(put: F) -> Result<(), EndpointError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), EndpointError>>,
+{
+    let mut waits = [250u64, 750].into_iter();
+    loop {
+        match put().await {
+            Err(e) if e.is_manifest_blob_unknown() => match waits.next() {
+                Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
 }

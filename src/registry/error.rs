@@ -238,6 +238,11 @@ impl RegistryError {
         }
     }
 
+    /// The registry refused a manifest because something it references is not (yet) there.
+    pub fn is_manifest_blob_unknown(&self) -> bool {
+        matches!(self, RegistryError::Http { status: 400, body, .. } if body.has_code("MANIFEST_BLOB_UNKNOWN"))
+    }
+
     /// A 404 (manifest, blob or repository unknown).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)

@@ -250,9 +250,7 @@ mod tests {
         assert!(store.contains(&wanted));
         // No temp files are left behind.
         assert_eq!(
-            std::fs::read_dir(dir.path().join("tmp"))
-                .map(|d| d.count())
-                .ok(),
+            std::fs::read_dir(store.tmp_dir()).map(|d| d.count()).ok(),
             Some(0)
         );
     }

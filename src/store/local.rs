@@ -124,9 +124,7 @@ mod tests {
             .expect("write");
         assert_eq!(again.0, digest);
         assert_eq!(
-            std::fs::read_dir(dir.path().join("tmp"))
-                .map(|d| d.count())
-                .ok(),
+            std::fs::read_dir(store.tmp_dir()).map(|d| d.count()).ok(),
             Some(0)
         );
     }

@@ -25,7 +25,8 @@ pub enum LockMode {
 /// A held lock on `<cache>/.lock`; released when the last clone is dropped (the file closes).
 #[derive(Debug, Clone)]
 pub struct CacheLock {
-    file: Arc<File>,
+    /// Never read: holding the open file is what holds the flock.
+    _file: Arc<File>,
     mode: LockMode,
 }
 
@@ -55,35 +56,8 @@ impl CacheLock {
             },
         }
         Ok(CacheLock {
-            file: Arc::new(file),
+            _file: Arc::new(file),
             mode,
-        })
-    }
-
-    /// Whether no other process holds the cache right now (this one takes it exclusively for a
-    /// moment). Used to sweep temp files that crashed runs left: only safe when nobody else
-    /// might be writing one.
-    pub fn alone(root: &Path) -> Result<Option<CacheLock>, StoreError> {
-        let path = root.join(".lock");
-        let file = open(&path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(CacheLock {
-                file: Arc::new(file),
-                mode: LockMode::Exclusive,
-            })),
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) => Err(io_err(&path)(e)),
-        }
-    }
-
-    /// Turns an exclusive lock into a shared one (flock converts in place).
-    pub fn downgrade(self, root: &Path) -> Result<CacheLock, StoreError> {
-        self.file
-            .lock_shared()
-            .map_err(io_err(&root.join(".lock")))?;
-        Ok(CacheLock {
-            file: self.file,
-            mode: LockMode::Shared,
         })
     }
 
@@ -128,7 +102,6 @@ mod tests {
             CacheLock::acquire(dir.path(), LockMode::Exclusive),
             Err(StoreError::Busy { .. })
         ));
-        assert!(CacheLock::alone(dir.path()).expect("probe").is_none());
         drop((a, b));
         let gc = CacheLock::acquire(dir.path(), LockMode::Exclusive).expect("exclusive");
         assert_eq!(gc.mode(), LockMode::Exclusive);

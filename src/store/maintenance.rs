@@ -123,8 +123,22 @@ impl Store {
                 report.garbage.push(Garbage { path, size });
             }
         }
-        for (path, size) in files_in(&self.tmp_dir())? {
-            report.garbage.push(Garbage { path, size });
+        // Alone on the cache (gc holds it exclusively): every temp file, of any process's
+        // `tmp/<pid>` directory, is a leftover.
+        let tmp_root = self.root().join("tmp");
+        let mut tmp_dirs = vec![tmp_root.clone()];
+        if let Ok(entries) = std::fs::read_dir(&tmp_root) {
+            tmp_dirs.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+        for dir in tmp_dirs {
+            for (path, size) in files_in(&dir)? {
+                report.garbage.push(Garbage { path, size });
+            }
         }
         report.garbage.sort_by(|a, b| a.path.cmp(&b.path));
         report.garbage_bytes = report.garbage.iter().map(|g| g.size).sum();

@@ -45,6 +45,19 @@ pub struct Store {
     root: PathBuf,
     /// Held for as long as any clone of this store lives.
     lock: CacheLock,
+    /// This process's own temp directory, `tmp/<pid>`: removed (when empty) with the last clone.
+    tmp: std::sync::Arc<OwnTmp>,
+}
+
+/// `tmp/<pid>`: every temp file of one process lives there, so a sweep can remove exactly what
+/// dead processes left (a SIGKILLed run) and never a file another live run is writing.
+#[derive(Debug)]
+struct OwnTmp(PathBuf);
+
+impl Drop for OwnTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,23 +101,17 @@ impl Store {
 
     fn open_as(root: &Path, mode: LockMode) -> Result<Store, StoreError> {
         let blobs = root.join("blobs").join("sha256");
-        let tmp = root.join("tmp");
-        for dir in [&blobs, &tmp] {
+        let tmp_root = root.join("tmp");
+        let own = tmp_root.join(std::process::id().to_string());
+        for dir in [&blobs, &own] {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
-        let lock = match mode {
-            LockMode::Exclusive => CacheLock::acquire(root, mode)?,
-            LockMode::Shared => match CacheLock::alone(root)? {
-                Some(alone) => {
-                    sweep_temp_files(&tmp);
-                    alone.downgrade(root)?
-                }
-                None => CacheLock::acquire(root, mode)?,
-            },
-        };
+        let lock = CacheLock::acquire(root, mode)?;
+        sweep_dead_temp_dirs(&tmp_root);
         let store = Store {
             root: root.to_path_buf(),
             lock,
+            tmp: std::sync::Arc::new(OwnTmp(own)),
         };
         for (name, content) in [("oci-layout", OCI_LAYOUT), ("index.json", EMPTY_INDEX)] {
             let path = root.join(name);
@@ -129,7 +136,7 @@ impl Store {
     }
 
     fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.tmp.0.clone()
     }
 
     /// Where the blob lives (whether or not it is there yet).
@@ -218,16 +225,48 @@ impl Store {
 
 /// Removes what `tmp/` holds: only called while no other process uses the cache, so every
 /// file there belongs to a run that was killed before it could clean up.
-fn sweep_temp_files(tmp: &Path) {
+/// Removes what dead processes left under `tmp/`: `tmp/<pid>` directories whose process is
+/// gone, and loose temp files (from older versions) nobody has touched for a while.
+fn sweep_dead_temp_dirs(tmp: &Path) {
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = std::fs::remove_file(entry.path());
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        let path = entry.path();
+        if meta.is_dir() {
+            let pid = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok());
+            if pid.is_some_and(|pid| pid != std::process::id() && !process_alive(pid)) {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        } else if meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= STALE_TEMP_AGE)
+        {
+            let _ = std::fs::remove_file(&path);
         }
     }
 }
+
+/// Whether a process with this id runs (Linux: `/proc/<pid>`). Elsewhere every process counts
+/// as alive, so nothing is swept: leaving a stale temp file is harmless, deleting a live one not.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// How long a loose temp file must sit untouched before it counts as left behind.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 pub use crate::fsutil::make_readable;
 

@@ -90,6 +90,18 @@ impl Store {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&path)(e).into()),
         }
+        // Another process may have finished this blob between our open and our lock: it renamed
+        // the partial file into `blobs/`, so the handle we hold is now the verified blob itself.
+        // Writing through it would truncate cached content; check the name still leads here.
+        if !still_at(&file, &path) {
+            drop(file);
+            if self.contains(digest) {
+                return Ok(0);
+            }
+            return Err(IngestError::PartialChanged {
+                digest: digest.clone(),
+            });
+        }
         let kept = file.metadata().map_err(io_err(&path))?.len();
         if kept < resumed_from {
             // The prefix shrank since the offset was chosen (another process finished or
@@ -112,7 +124,7 @@ impl Store {
                 if size > expected_size {
                     drop(file);
                     let _ = std::fs::remove_file(&writer_path);
-                    return Ok(Written::TooLong { size });
+                    return Ok((None, Written::TooLong { size }));
                 }
                 hasher.update(&chunk);
                 file.write_all(&chunk)?;
@@ -120,15 +132,24 @@ impl Store {
             file.sync_all()?;
             if size < expected_size {
                 // Kept for the next attempt; the caller reports the short read.
-                return Ok(Written::Complete {
-                    size,
-                    actual: Digest::sha256_of(b""),
-                });
+                return Ok((
+                    None,
+                    Written::Complete {
+                        size,
+                        actual: Digest::sha256_of(b""),
+                    },
+                ));
             }
-            Ok::<_, io::Error>(Written::Complete {
-                size,
-                actual: hasher.finish(),
-            })
+            // The file (and with it the lock) goes back to the caller, which holds it until the
+            // rename into `blobs/` is done: released earlier, another process could take the
+            // lock, find the name still here and truncate the inode that becomes the blob.
+            Ok::<_, io::Error>((
+                Some(file),
+                Written::Complete {
+                    size,
+                    actual: hasher.finish(),
+                },
+            ))
         });
         let mut body = body;
         let mut source_error = None;
@@ -152,6 +173,7 @@ impl Store {
             .await
             .map_err(|e| io_err(&path)(io::Error::other(e.to_string())))?
             .map_err(io_err(&path))?;
+        let (held, written) = written;
         let (size, actual) = match written {
             Written::TooLong { size } => {
                 return Err(IngestError::SizeMismatch {
@@ -184,9 +206,40 @@ impl Store {
             });
         }
         let dest = self.blob_path(digest);
-        std::fs::rename(&path, &dest).map_err(io_err(&dest))?;
+        match std::fs::rename(&path, &dest) {
+            Ok(()) => {}
+            // Another process moved this partial file into place first (its content is the
+            // same verified blob): nothing is lost. Without it, try again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if self.contains(digest) {
+                    return Ok(received);
+                }
+                return Err(IngestError::PartialChanged {
+                    digest: digest.clone(),
+                });
+            }
+            Err(e) => return Err(io_err(&path)(e).into()),
+        }
+        drop(held);
         sync_dir(&dest);
         Ok(received)
+    }
+}
+
+/// Whether `path` still names the open `file` (same device and inode).
+fn still_at(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
     }
 }
 
