@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::oci::digest::HashingWriter;
 use crate::oci::layout::OCI_LAYOUT_FILE;
 use crate::oci::{Digest, Sha256Hasher};
 
@@ -107,7 +108,7 @@ pub fn write_bundle(
     file.sync_all().map_err(io_err(dest))?;
     let size = hasher.len();
     let sha256 = hasher.finish();
-    crate::store::make_readable(tmp.as_file()).map_err(io_err(dest))?;
+    crate::fsutil::make_readable(tmp.as_file()).map_err(io_err(dest))?;
     tmp.persist(dest).map_err(|e| io_err(dest)(e.error))?;
     Ok(BundleWritten {
         path: dest.to_path_buf(),
@@ -199,23 +200,6 @@ fn header(name: &str, size: u64, dir: bool) -> io::Result<tar::Header> {
     }
     h.set_cksum();
     Ok(h)
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256Hasher,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// Reads a blob file, checking at its end that it still has the size and digest it is filed

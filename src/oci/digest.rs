@@ -167,6 +167,24 @@ impl Sha256Hasher {
     }
 }
 
+/// A writer that hashes what passes through it.
+pub struct HashingWriter<W: std::io::Write> {
+    pub inner: W,
+    pub hasher: Sha256Hasher,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,6 +105,21 @@ impl Store {
                 source,
             });
         }
+        self.commit(tmp, hasher, digest, expected_size)
+    }
+}
+
+impl Store {
+    /// The one way a written temp file becomes a blob: size and digest checked against what was
+    /// expected, then made readable and renamed under its digest. On a mismatch the temp file is
+    /// dropped (deleted) and nothing is stored.
+    fn commit<E: std::error::Error + 'static>(
+        &self,
+        tmp: tempfile::NamedTempFile,
+        hasher: Sha256Hasher,
+        digest: &Digest,
+        expected_size: Option<u64>,
+    ) -> Result<u64, IngestError<E>> {
         let size = hasher.len();
         if let Some(expected) = expected_size {
             if expected != size {
@@ -134,9 +149,7 @@ impl Store {
         })?;
         Ok(size)
     }
-}
 
-impl Store {
     /// The blocking twin of [`Store::ingest`], for readers that are themselves blocking (a tar
     /// entry inside a zstd stream): copy → hash → fsync → rename, only when digest and size
     /// match. Call it from a blocking thread.
@@ -173,34 +186,7 @@ impl Store {
             tmp.write_all(&buf[..n]).map_err(io)?;
         }
         tmp.as_file().sync_all().map_err(io)?;
-        let size = hasher.len();
-        if let Some(expected) = expected_size {
-            if expected != size {
-                return Err(IngestError::SizeMismatch {
-                    digest: digest.clone(),
-                    expected,
-                    actual: size,
-                });
-            }
-        }
-        let actual = hasher.finish();
-        if &actual != digest {
-            return Err(IngestError::DigestMismatch {
-                digest: digest.clone(),
-                actual,
-                size,
-            });
-        }
-        let dest = self.blob_path(digest);
-        super::make_readable(tmp.as_file()).map_err(|source| StoreError::Io {
-            path: dest.clone(),
-            source,
-        })?;
-        tmp.persist(&dest).map_err(|e| StoreError::Io {
-            path: dest.clone(),
-            source: e.error,
-        })?;
-        Ok(size)
+        self.commit(tmp, hasher, digest, expected_size)
     }
 }
 

@@ -7,25 +7,8 @@
 use std::io::{self, Read, Write};
 
 use super::{io_err, Store, StoreError};
+use crate::oci::digest::HashingWriter;
 use crate::oci::{Digest, Sha256Hasher};
-
-/// A writer that hashes what passes through it.
-pub struct HashingWriter<W: Write> {
-    inner: W,
-    hasher: Sha256Hasher,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
 
 /// Remembers whether writing to the cache file failed, to tell cache errors from input errors.
 struct WatchedWriter<W: Write> {

@@ -29,8 +29,8 @@ use bytes::Bytes;
 use crate::oci::digest::Algorithm;
 use crate::oci::{Digest, ManifestError, RawManifest};
 
+pub use crate::oci::digest::HashingWriter;
 pub use ingest::IngestError;
-pub use local::HashingWriter;
 pub use lock::{CacheLock, LockMode};
 pub use maintenance::{BadBlob, GcReport, VerifyReport};
 pub use roots::Root;
