@@ -25,7 +25,7 @@ use crate::archive::{
     read_bundle, write_bundle, BlobFile, BundleContents, BundleWriteError, BundleWritten,
 };
 use crate::oci::descriptor::ANNOTATION_REF_NAME;
-use crate::oci::layout::{LayoutIndex, RefName};
+use crate::oci::layout::LayoutIndex;
 use crate::oci::{Descriptor, Digest, ManifestView, RawManifest, Sha256Hasher};
 use crate::store::{IngestError, Store, StoreError};
 
@@ -203,12 +203,8 @@ impl Sink for BundleSink {
         manifest: &RawManifest,
     ) -> Result<(), EndpointError> {
         self.cache.put_manifest(manifest)?;
-        let name = match reference.parse::<Digest>() {
-            Ok(digest) => RefName::new(repository, None, Some(digest)),
-            Err(_) => RefName::new(repository, Some(reference), None),
-        };
         self.roots.lock().await.set(
-            &name,
+            &super::layout::ref_name(repository, reference),
             manifest.digest(),
             manifest.size(),
             manifest.media_type(),

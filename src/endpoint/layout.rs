@@ -79,7 +79,7 @@ fn read_index(dir: &Path) -> Result<LayoutIndex, LayoutError> {
 }
 
 /// The name an image gets in a layout.
-fn ref_name(repository: &str, reference: &str) -> RefName {
+pub(super) fn ref_name(repository: &str, reference: &str) -> RefName {
     match reference.parse::<Digest>() {
         Ok(digest) => RefName::new(repository, None, Some(digest)),
         Err(_) => RefName::new(repository, Some(reference), None),
