@@ -107,21 +107,7 @@ fn human(found: &Inspection) -> String {
                 .map(|c| format!("  created {c}"))
                 .unwrap_or_default()
         );
-        let _ = writeln!(
-            out,
-            "    config  {}  {}",
-            image.config.digest,
-            human_bytes(image.config.size)
-        );
-        for layer in &image.layers {
-            let _ = writeln!(
-                out,
-                "    layer   {}  {:>9}  {}",
-                layer.digest,
-                human_bytes(layer.size),
-                layer.media_type
-            );
-        }
+        blob_lines(&mut out, &image.config, &image.layers);
     }
     out
 }
@@ -183,6 +169,25 @@ fn whose(from: ManifestFrom, digest: &str) -> String {
     }
 }
 
+/// The config and layer lines under one image, the same for registry and archive images.
+fn blob_lines(out: &mut String, config: &inspect::Layer, layers: &[inspect::Layer]) {
+    let _ = writeln!(
+        out,
+        "    config  {}  {}",
+        config.digest,
+        human_bytes(config.size)
+    );
+    for layer in layers {
+        let _ = writeln!(
+            out,
+            "    layer   {}  {:>9}  {}",
+            layer.digest,
+            human_bytes(layer.size),
+            layer.media_type
+        );
+    }
+}
+
 fn archive_human(found: &ArchiveInspection) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: {} image(s)", found.archive, found.images.len());
@@ -205,21 +210,7 @@ fn archive_human(found: &ArchiveInspection) -> String {
             ManifestFrom::Mirror => "none usable in the archive: the canonical one mirror pushes",
         };
         let _ = writeln!(out, "    manifest  {}  ({from})", info.media_type);
-        let _ = writeln!(
-            out,
-            "    config  {}  {}",
-            info.config.digest,
-            human_bytes(info.config.size)
-        );
-        for layer in &info.layers {
-            let _ = writeln!(
-                out,
-                "    layer   {}  {:>9}  {}",
-                layer.digest,
-                human_bytes(layer.size),
-                layer.media_type
-            );
-        }
+        blob_lines(&mut out, &info.config, &info.layers);
     }
     for w in &found.warnings {
         let _ = writeln!(out, "\nwarning: {w}");

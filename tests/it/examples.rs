@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::support::images::ImageSpec;
 use crate::support::lab::{image_entry, index_platforms, num, Lab};
 use crate::support::skopeo;
 
@@ -112,20 +111,7 @@ fn k3s_example_mirrors_three_platforms_of_every_image() {
     );
 
     // Upstream: every repository of the list, with one platform more than the example selects.
-    let mut built = Vec::new();
-    for reference in &refs {
-        let path = reference
-            .strip_prefix("docker.io/")
-            .expect("the example list uses docker.io names");
-        let image = lab.seed(
-            path,
-            &ImageSpec::multi(
-                path,
-                &["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x"],
-            ),
-        );
-        built.push((path.to_string(), image));
-    }
+    let built = lab.seed_docker_io(&refs);
 
     // The example, with only the hosts rewritten.
     let example =

@@ -10,7 +10,6 @@ use crate::support::archives::{
     classic_entries, docker25_entries, tar_of, write_packed, ArchImage, Packing,
 };
 use crate::support::context::TestContext;
-use crate::support::images::ImageSpec;
 use crate::support::lab::{index_platforms, num, Lab};
 use crate::support::skopeo;
 
@@ -128,20 +127,7 @@ fn air_gap_bundle_example_carries_every_digest_across() {
         .map(|r| r.trim_end_matches('"').to_string())
         .collect();
     assert_eq!(refs.len(), 3, "{connected_text}");
-    let mut built = Vec::new();
-    for reference in &refs {
-        let path = reference
-            .strip_prefix("docker.io/")
-            .expect("docker.io names");
-        let image = lab.seed(
-            path,
-            &ImageSpec::multi(
-                path,
-                &["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x"],
-            ),
-        );
-        built.push((path.to_string(), image));
-    }
+    let built = lab.seed_docker_io(&refs);
 
     // Connected side: only the upstream host changes.
     let connected = TestContext::new();

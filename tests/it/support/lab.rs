@@ -50,6 +50,24 @@ impl Lab {
         image
     }
 
+    /// Seeds upstream with a 4-platform image (one platform more than the examples select) under
+    /// the path of each `docker.io/…` reference, as the examples name them; returns path and image.
+    pub fn seed_docker_io<S: AsRef<str>>(&self, refs: &[S]) -> Vec<(String, BuiltImage)> {
+        refs.iter()
+            .map(|reference| {
+                let path = reference
+                    .as_ref()
+                    .strip_prefix("docker.io/")
+                    .expect("the examples use docker.io names");
+                let spec = ImageSpec::multi(
+                    path,
+                    &["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x"],
+                );
+                (path.to_string(), self.seed(path, &spec))
+            })
+            .collect()
+    }
+
     /// Mirrorfile header for this lab (target, both registries over HTTP, cache in `cache/`).
     pub fn header(&self, prefix: Option<&str>) -> String {
         mirrorfile_header(&self.up(), &self.tgt(), prefix)
