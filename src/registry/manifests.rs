@@ -30,6 +30,26 @@ pub struct ManifestHead {
 }
 
 impl Client {
+    /// A HEAD or GET of a manifest, with the Accept header every manifest read needs
+    /// (distribution answers 404 for an OCI index asked for without it), and its operation name.
+    fn manifest_read(
+        &self,
+        method: reqwest::Method,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(String, reqwest::RequestBuilder), RegistryError> {
+        let op = format!("{method} manifest {}", display_ref(repo, reference));
+        let url = self
+            .transport()
+            .url(&format!("/v2/{repo}/manifests/{reference}"))?;
+        let request = self
+            .transport()
+            .client()
+            .request(method, url)
+            .header(ACCEPT, MANIFEST_ACCEPT);
+        Ok((op, request))
+    }
+
     /// HEADs a manifest: its digest, type and size, or `None` if the registry has no such tag or
     /// digest. Falls back to GET + hashing when the registry omits `Docker-Content-Digest`.
     pub async fn head_manifest(
@@ -37,15 +57,7 @@ impl Client {
         repo: &str,
         reference: &str,
     ) -> Result<Option<ManifestHead>, RegistryError> {
-        let op = format!("HEAD manifest {}", display_ref(repo, reference));
-        let url = self
-            .transport()
-            .url(&format!("/v2/{repo}/manifests/{reference}"))?;
-        let request = self
-            .transport()
-            .client()
-            .head(url)
-            .header(ACCEPT, MANIFEST_ACCEPT);
+        let (op, request) = self.manifest_read(reqwest::Method::HEAD, repo, reference)?;
         let response = self.send(request, &[pull_scope(repo)], &op).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -78,15 +90,7 @@ impl Client {
         repo: &str,
         reference: &str,
     ) -> Result<RawManifest, RegistryError> {
-        let op = format!("GET manifest {}", display_ref(repo, reference));
-        let url = self
-            .transport()
-            .url(&format!("/v2/{repo}/manifests/{reference}"))?;
-        let request = self
-            .transport()
-            .client()
-            .get(url)
-            .header(ACCEPT, MANIFEST_ACCEPT);
+        let (op, request) = self.manifest_read(reqwest::Method::GET, repo, reference)?;
         let mut response = self.send(request, &[pull_scope(repo)], &op).await?;
         if !response.status().is_success() {
             return Err(self.fail(response, &op).await);
