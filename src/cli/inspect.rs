@@ -11,7 +11,7 @@ use miette::miette;
 use super::output::{print_bytes, print_stdout, to_json};
 use super::Cli;
 use crate::environment::Environment;
-use crate::model::{Model, RegistrySettings};
+use crate::model::{Model, RegistrySettings, TlsMode};
 use crate::ops::inspect::{self, Inspection, Location};
 use crate::ops::inspect_archive::{inspect_archive, ArchiveInspection, ManifestFrom};
 use crate::report::human_bytes;
@@ -30,6 +30,29 @@ pub struct InspectArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// How to talk to REF's registry, overriding the Mirrorfile: `verify`, `skip-verify` or
+    /// `http` (what `skopeo --tls-verify=false` does for a registry without TLS).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub tls: Option<TlsArg>,
+}
+
+/// `--tls`: the Mirrorfile's `tls` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsArg {
+    Verify,
+    SkipVerify,
+    Http,
+}
+
+impl From<TlsArg> for TlsMode {
+    fn from(arg: TlsArg) -> TlsMode {
+        match arg {
+            TlsArg::Verify => TlsMode::Verify,
+            TlsArg::SkipVerify => TlsMode::SkipVerify,
+            TlsArg::Http => TlsMode::Http,
+        }
+    }
 }
 
 fn error(e: inspect::InspectError) -> miette::Report {
@@ -39,7 +62,7 @@ fn error(e: inspect::InspectError) -> miette::Report {
         }
         inspect::InspectError::Client { .. } | inspect::InspectError::Read { .. } => {
             "check the name and that the registry is reachable; TLS and CA settings come from \
-             [registry.\"HOST\"] in ./mirrorfile.toml (or -f FILE)"
+             [registry.\"HOST\"] in ./mirrorfile.toml (or -f FILE), or from --tls"
         }
         inspect::InspectError::NotAnImage { .. } => "inspect that digest on its own",
         inspect::InspectError::Archive { .. } => {
@@ -58,10 +81,14 @@ pub async fn run(cli: &Cli, args: &InspectArgs) -> miette::Result<ExitCode> {
         None
     };
     let settings = |host: &str| -> RegistrySettings {
-        model
+        let mut settings: RegistrySettings = model
             .as_ref()
             .map(|m| m.registry_settings(host))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(tls) = args.tls {
+            settings.tls = tls.into();
+        }
+        settings
     };
     if let Location::Archive { path, name } = &location {
         return archive(model.as_ref(), path, name.as_deref(), args).await;

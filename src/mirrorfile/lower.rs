@@ -16,7 +16,7 @@ use super::conflicts::{Images, Site};
 use super::error::{ErrorKind, MirrorfileError, SourceFile};
 use super::image_list;
 use super::naming::{normalise_host, parse_to, target_name, Rename};
-use super::schema::{self, ImageEntry, MirrorfileToml};
+use super::schema::{self, ImageEntry, MirrorfileToml, Platforms};
 use crate::model::{
     ImageSource, IndexMode, LayerCompression, Model, Origin, PlatformSelection, SourceLocation,
     Target,
@@ -129,21 +129,23 @@ impl Lowerer {
         })
     }
 
-    fn platforms(
-        &self,
-        list: &Spanned<Vec<Spanned<String>>>,
-    ) -> Result<PlatformSelection, MirrorfileError> {
-        if list.get_ref().is_empty() {
-            let help = "omit the key to copy all platforms, or list the ones to copy";
+    fn platforms(&self, value: &Spanned<Platforms>) -> Result<PlatformSelection, MirrorfileError> {
+        let list = match value.get_ref() {
+            Platforms::All => return Ok(PlatformSelection::All),
+            Platforms::List(list) => list,
+        };
+        if list.is_empty() {
+            let help = "write `platforms = \"all\"` (or omit the key) to copy all platforms, or \
+                        list the ones to copy";
             return Err(self.file.invalid(
-                list.span(),
+                value.span(),
                 "`platforms` is empty",
                 "selects nothing",
                 help,
             ));
         }
         let mut out: Vec<Platform> = Vec::new();
-        for item in list.get_ref() {
+        for item in list {
             let platform = item.get_ref().parse::<Platform>().map_err(|e| {
                 let msg = format!("invalid platform: {e}");
                 self.file

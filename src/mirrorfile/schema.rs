@@ -128,15 +128,76 @@ pub enum Index {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultsTable {
-    /// `os/architecture[/variant]` selectors; absent means all platforms.
-    #[schemars(with = "Option<Vec<String>>")]
-    pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `os/architecture[/variant]` selectors, or `"all"`; absent means all platforms.
+    #[schemars(with = "Option<PlatformsSchema>")]
+    pub platforms: Option<Spanned<Platforms>>,
     /// `rewrite` (the default) or `sparse`.
     #[schemars(with = "Option<Index>")]
     pub index: Option<Spanned<Index>>,
     /// How `[[archives]]` layers are compressed: `gzip` (the default), `zstd` or `none`.
     #[schemars(with = "Option<Compression>")]
     pub compression: Option<Spanned<Compression>>,
+}
+
+/// `platforms`: a list of `os/architecture[/variant]` selectors, or the word `"all"` — which
+/// lets one entry take every platform when `[defaults]` narrows the rest.
+#[derive(Debug)]
+pub enum Platforms {
+    All,
+    List(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for Platforms {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Platforms;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"a list of platforms like ["linux/amd64"], or "all""#)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Platforms, E> {
+                if value == "all" {
+                    Ok(Platforms::All)
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(value), &self))
+                }
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Platforms, A::Error> {
+                let mut list = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    list.push(item);
+                }
+                Ok(Platforms::List(list))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+// How [`Platforms`] looks in the JSON schema (serde never uses it).
+/// Platforms to copy: `"all"`, or a list of `os/architecture[/variant]` selectors.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum PlatformsSchema {
+    /// Every platform.
+    All(AllPlatforms),
+    /// Only these `os/architecture[/variant]` selectors.
+    List(Vec<String>),
+}
+
+/// Every platform.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+enum AllPlatforms {
+    #[serde(rename = "all")]
+    All,
 }
 
 /// Layer compression for `[[archives]]`.
@@ -189,9 +250,9 @@ pub struct ImageEntry {
     /// Which tags of `repository` to copy; only with `repository`.
     #[schemars(with = "Option<TagsTable>")]
     pub tags: Option<Spanned<TagsTable>>,
-    /// `os/architecture[/variant]` selectors for this entry, overriding `[defaults]`.
-    #[schemars(with = "Option<Vec<String>>")]
-    pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `os/architecture[/variant]` selectors for this entry, or `"all"`, overriding `[defaults]`.
+    #[schemars(with = "Option<PlatformsSchema>")]
+    pub platforms: Option<Spanned<Platforms>>,
     /// Rename on the target: `repository[:tag]`; only with `ref`.
     #[schemars(with = "Option<String>")]
     pub to: Option<Spanned<String>>,
@@ -207,9 +268,10 @@ pub struct BundleEntry {
     /// The bundle file or layout directory, relative to the Mirrorfile's directory.
     #[schemars(with = "String")]
     pub path: Spanned<String>,
-    /// `os/architecture[/variant]` selectors; absent means the `[defaults]` (or all platforms).
-    #[schemars(with = "Option<Vec<String>>")]
-    pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `os/architecture[/variant]` selectors, or `"all"`; absent means the `[defaults]` (or all
+    /// platforms).
+    #[schemars(with = "Option<PlatformsSchema>")]
+    pub platforms: Option<Spanned<Platforms>>,
     /// `rewrite` (the default) or `sparse`.
     #[schemars(with = "Option<Index>")]
     pub index: Option<Spanned<Index>>,

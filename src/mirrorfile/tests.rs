@@ -99,6 +99,29 @@ fn defaults_apply_and_entries_override() {
 }
 
 #[test]
+fn an_entry_can_take_all_platforms_when_defaults_narrow_them() {
+    let text = format!(
+        "{TARGET}[defaults]\nplatforms = [\"linux/amd64\"]\n\
+         [[images]]\nref = \"a.io/x:1\"\n\
+         [[images]]\nref = \"a.io/y:1\"\nplatforms = \"all\"\n"
+    );
+    let (_dir, model) = lower(&text, &[]);
+    assert_eq!(model.images[0].platforms, platforms(&["linux/amd64"]));
+    assert_eq!(model.images[1].platforms, PlatformSelection::All);
+    let (_dir, model) = lower(
+        &format!("{TARGET}[defaults]\nplatforms = \"all\"\n[[images]]\nref = \"a.io/x:1\"\n"),
+        &[],
+    );
+    assert_eq!(model.images[0].platforms, PlatformSelection::All);
+    // Any other word is refused at the value, naming what is allowed.
+    let err = lower_err(
+        &format!("{TARGET}[[images]]\nref = \"a.io/x:1\"\nplatforms = \"any\"\n"),
+        &[],
+    );
+    assert!(err.message().contains(r#"or "all""#), "{}", err.message());
+}
+
+#[test]
 fn prefix_and_to() {
     let text = "[target]\nregistry = \"reg.local\"\nprefix = \"mirror\"\n\
         [[images]]\nref = \"rancher/mirrored-pause:3.6\"\n\

@@ -108,10 +108,22 @@ impl Session {
                 changes,
             });
         }
-        let warnings = repositories
+        let mut warnings: Vec<String> = repositories
             .iter()
             .flat_map(|r| r.warnings.iter().cloned())
             .collect();
+        let model = &self.model;
+        if model.images.is_empty()
+            && model.repositories.is_empty()
+            && model.archives.is_empty()
+            && model.bundles.is_empty()
+        {
+            warnings.push(format!(
+                "{} lists nothing to mirror: add [[images]], [[archives]] or [[bundles]] \
+                 entries (`mirror init` writes a starter)",
+                model.path.display()
+            ));
+        }
         Ok(Resolution {
             lock_text: lock::write(&lock),
             resolved,

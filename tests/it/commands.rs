@@ -107,3 +107,25 @@ fn apply_plain_progress_reports_streamed_bytes_and_images() {
     let quiet = lab.ctx.cmd_ok(&["apply", "-q"]);
     assert!(stderr(&quiet).is_empty(), "{}", describe(&quiet));
 }
+
+#[test]
+fn a_mirrorfile_with_nothing_to_mirror_says_so() {
+    let lab = Lab::new();
+    lab.ctx.write_file(
+        "mirrorfile.toml",
+        &format!(
+            "[target]\nregistry = \"{}\"\n\n[registry.\"{}\"]\ntls = \"http\"\n",
+            lab.tgt(),
+            lab.tgt()
+        ),
+    );
+    let out = lab.ctx.cmd(&["plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        stderr(&out)
+            .contains("lists nothing to mirror: add [[images]], [[archives]] or [[bundles]]"),
+        "{}",
+        describe(&out)
+    );
+    assert!(stdout(&out).contains("0 to create"), "{}", describe(&out));
+}

@@ -57,6 +57,25 @@ fn inspect_registry_image_lists_platforms_and_raw_matches_skopeo() {
 }
 
 #[test]
+fn inspect_without_a_mirrorfile_takes_tls_from_the_flag() {
+    let lab = Lab::new();
+    let up = lab.up();
+    let image = lab.seed(
+        "lab/plain:1",
+        &ImageSpec::multi("tlsflag", &["linux/amd64"]),
+    );
+    let reference = format!("{up}/lab/plain:1");
+    // No Mirrorfile: HTTPS is the default, and a plain-HTTP registry fails the handshake.
+    let out = lab.ctx.cmd(&["inspect", &reference]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stderr(&out).contains("--tls"), "{}", describe(&out));
+    let found = lab
+        .ctx
+        .json(&["inspect", "--tls", "http", "--json", &reference]);
+    assert_eq!(found["digest"], image.digest.as_str());
+}
+
+#[test]
 fn inspect_oci_layout_and_clear_errors() {
     let lab = Lab::new();
     let up = lab.up();
