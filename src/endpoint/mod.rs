@@ -95,6 +95,15 @@ impl EndpointError {
         }
     }
 
+    /// The host no connection could be made to, when that is what failed.
+    pub fn unreachable_host(&self) -> Option<&str> {
+        match self {
+            EndpointError::Registry(e) => e.unreachable_host(),
+            EndpointError::GaveUp { last, .. } => last.unreachable_host(),
+            _ => None,
+        }
+    }
+
     /// How long the server asked us to wait, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -101,6 +101,24 @@ pub(crate) struct Shared {
     pub counters: Counters,
     pub reporter: Arc<dyn Reporter>,
     pub retry: RetryPolicy,
+    /// Hosts a task gave up on because no connection could be made, with what it saw.
+    pub down: std::sync::Mutex<HashMap<String, String>>,
+}
+
+impl Shared {
+    /// Remembers that every retry on `host` failed to connect.
+    pub(crate) fn mark_down(&self, host: &str, cause: String) {
+        if let Ok(mut down) = self.down.lock() {
+            down.entry(host.to_string()).or_insert(cause);
+        }
+    }
+
+    /// `(host, what the task that gave up on it saw)` when `host` is known to be down.
+    pub(crate) fn down_cause(&self, host: &str) -> Option<(String, String)> {
+        let down = self.down.lock().ok()?;
+        down.get(host)
+            .map(|cause| (host.to_string(), cause.clone()))
+    }
 }
 
 /// Runs the plan.
@@ -144,6 +162,7 @@ pub async fn execute_until(
         counters: Counters::default(),
         reporter,
         retry: options.retry,
+        down: Default::default(),
     });
     let graph = &plan.graph;
     let mut waiting: HashMap<NodeIndex, usize> = graph

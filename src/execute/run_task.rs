@@ -28,6 +28,22 @@ pub enum TaskError {
     /// Retries ran out; the last error is kept.
     #[error("gave up after {attempts} attempts: {last}")]
     GaveUp { attempts: u32, last: Box<TaskError> },
+    /// No connection to `host` could be made, and an earlier task already waited out every
+    /// retry on it: this one fails at once instead of backing off again.
+    #[error("skipped: {host} is unreachable (an earlier transfer {cause})")]
+    HostDown { host: String, cause: String },
+}
+
+impl TaskError {
+    /// The host no connection could be made to, when that is what failed.
+    fn unreachable_host(&self) -> Option<&str> {
+        match self {
+            TaskError::Endpoint(e) => e.unreachable_host(),
+            TaskError::Ingest(IngestError::Source { source, .. }) => source.unreachable_host(),
+            TaskError::GaveUp { last, .. } => last.unreachable_host(),
+            _ => None,
+        }
+    }
 }
 
 impl Retryable for TaskError {
@@ -67,10 +83,29 @@ pub(super) async fn run(task: &Task, shared: &Shared) -> Result<(), TaskError> {
             error: error.to_string(),
         })
     };
-    let result = with_retries(shared.retry, || attempt(task, &name, shared), on_retry)
+    // A host another task has given up on gets one connection attempt, not a full backoff:
+    // with a target down mid-run, hundreds of tasks would otherwise each wait out the policy.
+    let once = || async {
+        let error = match attempt(task, &name, shared).await {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        match error
+            .unreachable_host()
+            .and_then(|host| shared.down_cause(host))
+        {
+            Some((host, cause)) => Err(TaskError::HostDown { host, cause }),
+            None => Err(error),
+        }
+    };
+    let result = with_retries(shared.retry, once, on_retry)
         .await
         .map_err(|(last, attempts)| {
             if attempts > 1 {
+                if let Some(host) = last.unreachable_host() {
+                    let cause = format!("gave up on it after {attempts} attempts: {last}");
+                    shared.mark_down(host, cause);
+                }
                 TaskError::GaveUp {
                     attempts,
                     last: Box::new(last),

@@ -131,6 +131,9 @@ pub enum RegistryError {
         operation: String,
         message: String,
         retryable: bool,
+        /// No connection could be made at all (refused, connect timeout): the host looks down,
+        /// not just this request unlucky.
+        unreachable: bool,
     },
     /// The TLS handshake failed, most often an untrusted certificate.
     #[error(
@@ -220,6 +223,18 @@ impl RegistryError {
         }
     }
 
+    /// The host this error is about when no connection to it could be made at all.
+    pub fn unreachable_host(&self) -> Option<&str> {
+        match self {
+            RegistryError::Transport {
+                host,
+                unreachable: true,
+                ..
+            } => Some(host),
+            _ => None,
+        }
+    }
+
     /// How long the registry asked us to wait (a 429's or 503's `Retry-After` in seconds).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -251,6 +266,7 @@ impl RegistryError {
     /// Classifies a reqwest error. The URL is dropped (it may carry upload-session state or
     /// signed query strings); the message is the error chain.
     pub(crate) fn from_reqwest(host: &str, operation: &str, err: reqwest::Error) -> RegistryError {
+        let unreachable = err.is_connect();
         let retryable = err.is_connect()
             || err.is_timeout()
             || err.is_request()
@@ -274,6 +290,7 @@ impl RegistryError {
                 operation,
                 message,
                 retryable,
+                unreachable,
             }
         }
     }

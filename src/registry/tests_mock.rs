@@ -338,7 +338,9 @@ async fn hostile_and_failing_answers_become_clear_errors() {
         .port();
     let refused = client_for_port(port).ping().await.unwrap_err();
     assert!(
-        matches!(refused, RegistryError::Transport { .. }) && refused.is_retryable(),
+        matches!(refused, RegistryError::Transport { .. })
+            && refused.is_retryable()
+            && refused.unreachable_host() == Some(&*format!("127.0.0.1:{port}")),
         "{refused:?}"
     );
 }

@@ -251,3 +251,50 @@ fn max_concurrency_bounds_requests_in_flight_per_registry() {
     lab.ctx.cmd_ok(&["apply", "--jobs", "8"]);
     assert!(free.max_in_flight() > 1, "{}", free.describe());
 }
+
+#[test]
+fn a_source_that_goes_down_mid_run_is_given_up_on_once_not_per_blob() {
+    let lab = Lab::new();
+    // The first image's layer is the largest, so (largest first, one job) its fetch runs first.
+    let first = lab.seed(
+        "lab/d0:1",
+        &ImageSpec::single("down0", "linux/amd64").layer_bytes(200_000),
+    );
+    let names: Vec<String> = (1..5).map(|i| format!("lab/d{i}:1")).collect();
+    for (i, name) in names.iter().enumerate() {
+        lab.seed(
+            name,
+            &ImageSpec::single(&format!("down{}", i + 1), "linux/amd64").layer_bytes(3_000),
+        );
+    }
+    let up = FaultProxy::start(&lab.up());
+    let layer = first.manifests[0].layers[0].clone();
+    up.add(Rule::new("GET", &layer.digest, Fault::GoDown));
+    let mut images = vec!["lab/d0:1"];
+    images.extend(names.iter().map(String::as_str));
+    mirrorfile(&lab, &up.host(), &lab.tgt(), "", &images);
+
+    let out = lab.ctx.cmd(&["--retries", "2", "apply", "--jobs", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = flat(&out.stderr);
+    // Only the first transfer waits out its retries; the others fail at once.
+    let retries = err.matches(" retry ").count();
+    assert_eq!(retries, 2, "--retries 2 for the first blob only: {err}");
+    assert!(err.contains("gave up after 3 attempts"), "{err}");
+    assert!(
+        err.contains(&format!("skipped: {} is unreachable", up.host())),
+        "later transfers name the host: {err}"
+    );
+    for image in &images {
+        assert!(
+            err.contains(&format!("{}/{image}", up.host())),
+            "every image is reported as failed: {err}"
+        );
+        let repo = image.split(':').next().unwrap_or(image);
+        assert!(
+            http::tags(&lab.tgt(), repo).is_empty(),
+            "no tag for {image}"
+        );
+    }
+    assert_eq!(up.requests("GET", &layer.digest).len(), 1);
+}

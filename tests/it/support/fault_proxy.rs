@@ -37,6 +37,9 @@ pub enum Fault {
     FlipByte { offset: usize },
     /// Wait, then forward.
     Delay(Duration),
+    /// Close the connection without answering and stop listening: from then on every
+    /// connection is refused, as when the host goes down mid-run.
+    GoDown,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +92,10 @@ struct State {
     log: Mutex<Vec<Logged>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    port: u16,
+    down: std::sync::atomic::AtomicBool,
+    /// Every client connection, so going down can close the idle ones too.
+    clients: Mutex<Vec<TcpStream>>,
 }
 
 pub struct FaultProxy {
@@ -103,11 +110,18 @@ impl FaultProxy {
         let port = listener.local_addr().expect("proxy addr").port();
         let state = Arc::new(State {
             upstream: upstream.to_string(),
+            port,
             ..State::default()
         });
         let shared = state.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                if shared.down.load(Ordering::SeqCst) {
+                    break; // dropping the listener refuses every later connection
+                }
+                if let Ok(copy) = client.try_clone() {
+                    shared.clients.lock().expect("clients").push(copy);
+                }
                 let state = shared.clone();
                 std::thread::spawn(move || serve(client, &state));
             }
@@ -279,6 +293,9 @@ fn serve(client: TcpStream, state: &State) {
     });
     let mut writer = client;
     while let Some(request) = read_head(&mut reader) {
+        if state.down.load(Ordering::SeqCst) {
+            return;
+        }
         let Some(body) = read_body(&mut reader, &request, false) else {
             return;
         };
@@ -344,6 +361,15 @@ fn respond(
             return (*status, ok);
         }
         Some(Fault::Close) => return (0, false),
+        Some(Fault::GoDown) => {
+            state.down.store(true, Ordering::SeqCst);
+            for open in state.clients.lock().expect("clients").drain(..) {
+                let _ = open.shutdown(Shutdown::Both);
+            }
+            // Wake the accept loop so it sees the flag and drops the listener.
+            let _ = TcpStream::connect(("127.0.0.1", state.port));
+            return (0, false);
+        }
         Some(Fault::Delay(d)) => std::thread::sleep(*d),
         _ => {}
     }
