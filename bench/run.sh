@@ -3,10 +3,10 @@
 # 127.0.0.1, a deterministic multi-arch workload, five scenarios, one table. See BENCHMARKS.md.
 #
 #   bench/run.sh [--repos N] [--scale F] [--big] [--jobs N] [--archive-repos N]
-#                [--scenarios "1 2 3 4 5"] [--work DIR] [--keep] [--no-build]
+#                [--scenarios "1 2 3 4 5 6"] [--work DIR] [--keep] [--no-build]
 set -euo pipefail
 
-REPOS=12 SCALE=1 BIG="" JOBS="" ARCHIVE_REPOS=4 SCENARIOS="1 2 3 4 5" WORK="" KEEP=0 BUILD=1
+REPOS=12 SCALE=1 BIG="" JOBS="" ARCHIVE_REPOS=4 SCENARIOS="1 2 3 4 5 6" WORK="" KEEP=0 BUILD=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --repos) REPOS="$2"; shift 2 ;;
@@ -218,38 +218,46 @@ if has 4; then
   stop_registry dst-m4; stop_registry dst-s4
 fi
 
-if has 5; then
-  log "5. docker-save archives (3 arches) -> registry"
-  mkdir -p "$WORK/probe5"
-  printf '[target]\nregistry = "127.0.0.1:1"\n\n[[archives]]\npath = "none.tar"\n' >"$WORK/probe5/mirrorfile.toml"
-  rc=0; "$MIRROR" -f "$WORK/probe5/mirrorfile.toml" plan >/dev/null 2>"$WORK/probe5/err" || rc=$?
-  if [ "$rc" -ne 0 ] && grep -qiE 'unknown (field|key)' "$WORK/probe5/err"; then
-    log "  skipped: mirror has no archive support yet"
-    NOTES+=("5 archives: skipped: mirror has no archive support yet ([[archives]] is an unknown key)")
-  else
-    "$WL" archives --dir "$WORK/layout" --out "$WORK/archives" --repos "$ARCHIVE_REPOS" >"$WORK/archives.txt"
-    start_registry dst-m5; start_registry dst-s5
-    mkdir -p "$WORK/arch"
-    {
-      printf '[target]\nregistry = "%s"\n\n[registry."%s"]\ntls = "http"\n\n' "${REG_ADDR[dst-m5]}" "${REG_ADDR[dst-m5]}"
-      printf '[cache]\ndir = "%s"\n\n' "$WORK/cache-arch"
-      while read -r a; do printf '[[archives]]\npath = "%s"\n\n' "$a"; done <"$WORK/archives.txt"
-    } >"$WORK/arch/mirrorfile.toml"
-    : >"$WORK/archive-refs.txt"
-    while read -r a; do
-      arch=$(basename "$a" .tar); arch=${arch#images-}
-      head -n "$ARCHIVE_REPOS" "$WORK/images.txt" | while read -r ref; do
-        echo "$a ${ref#*/} $arch" >>"$WORK/archive-refs.txt"
-      done
-    done <"$WORK/archives.txt"
-    run_mirror m5 src dst-m5 "$WORK/arch"
-    measure s5 src dst-s5 bash -c '
-      set -e
-      while read -r archive name arch; do
-        skopeo copy --dest-tls-verify=false "docker-archive:$archive:$name" "docker://$0/$name-$arch"
-      done <"$1"' "${REG_ADDR[dst-s5]}" "$WORK/archive-refs.txt"
-    row "5 archives -> registry" m5 s5 "skopeo pushes one image per arch (tag-ARCH) and cannot assemble the index; podman manifest create/add/push would, but podman is not installed here"
-    stop_registry dst-m5; stop_registry dst-s5
+# archives_scenario KEY COMPRESSION: docker-save archives of 3 arches -> a fresh registry, mirror
+# with `compression = COMPRESSION`, skopeo with the same --dest-compress-format, image by image.
+archives_scenario() {
+  local key=$1 compression=$2 name="arch-$1"
+  start_registry "dst-m$key"; start_registry "dst-s$key"
+  mkdir -p "$WORK/$name"
+  {
+    printf '[target]\nregistry = "%s"\n\n[registry."%s"]\ntls = "http"\n\n' "${REG_ADDR[dst-m$key]}" "${REG_ADDR[dst-m$key]}"
+    printf '[defaults]\ncompression = "%s"\n\n[cache]\ndir = "%s"\n\n' "$compression" "$WORK/cache-$name"
+    while read -r a; do printf '[[archives]]\npath = "%s"\n\n' "$a"; done <"$WORK/archives.txt"
+  } >"$WORK/$name/mirrorfile.toml"
+  run_mirror "m$key" src "dst-m$key" "$WORK/$name"
+  measure "s$key" src "dst-s$key" bash -c '
+    set -e
+    while read -r archive name arch; do
+      skopeo copy --dest-tls-verify=false --dest-compress-format "$2" \
+        "docker-archive:$archive:$name" "docker://$0/$name-$arch"
+    done <"$1"' "${REG_ADDR[dst-s$key]}" "$WORK/archive-refs.txt" "$compression"
+  stop_registry "dst-m$key"; stop_registry "dst-s$key"
+}
+
+if has 5 || has 6; then
+  "$WL" archives --dir "$WORK/layout" --out "$WORK/archives" --repos "$ARCHIVE_REPOS" >"$WORK/archives.txt"
+  : >"$WORK/archive-refs.txt"
+  while read -r a; do
+    arch=$(basename "$a" .tar); arch=${arch#images-}
+    head -n "$ARCHIVE_REPOS" "$WORK/images.txt" | while read -r ref; do
+      echo "$a ${ref#*/} $arch" >>"$WORK/archive-refs.txt"
+    done
+  done <"$WORK/archives.txt"
+  SKOPEO_NOTE="skopeo pushes one image per arch (tag-ARCH) and cannot assemble the index; podman manifest create/add/push would, but podman is not installed here"
+  if has 5; then
+    log "5. docker-save archives (3 arches) -> registry, layers gzip'd"
+    archives_scenario 5 gzip
+    row "5 archives -> registry (gzip)" m5 s5 "$SKOPEO_NOTE"
+  fi
+  if has 6; then
+    log "6. the same archives, layers zstd'd (compression = \"zstd\" / --dest-compress-format zstd)"
+    archives_scenario 6 zstd
+    row "6 archives -> registry (zstd)" m6 s6
   fi
 fi
 
