@@ -11,6 +11,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use crate::oci::{FileDigest, HashingReader};
+
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -36,10 +38,13 @@ pub struct BundleFile<'a> {
 /// Calls `visit` for every regular file of the bundle (or layout directory) at `path`, in
 /// archive order. The visitor reads as much of the reader as it wants; the rest is skipped.
 /// A visitor error stops the walk and is returned as is.
+///
+/// Returns the sha256 and size of a bundle *file* as on disk (its bytes hashed as they are read,
+/// before decompression: no second read), for `mirrorfile.lock`; `None` for a directory.
 pub fn read_bundle<E>(
     path: &Path,
     visit: &mut dyn FnMut(BundleFile<'_>, &mut dyn Read) -> Result<(), E>,
-) -> Result<(), E>
+) -> Result<Option<FileDigest>, E>
 where
     E: From<BundleReadError>,
 {
@@ -48,22 +53,25 @@ where
         source,
     };
     if path.is_dir() {
-        return read_dir(path, visit);
+        return read_dir(path, visit).map(|()| None);
     }
-    let file = File::open(path).map_err(io_err)?;
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let head = reader.fill_buf().map_err(io_err)?;
-    if head.starts_with(&ZSTD_MAGIC) {
-        let decoder = zstd::Decoder::with_buffer(reader).map_err(io_err)?;
-        read_tar(path, decoder, visit)
-    } else if head.starts_with(&GZIP_MAGIC) {
-        Err(BundleReadError::Gzip {
-            path: path.to_path_buf(),
+    let mut file = HashingReader::new(File::open(path).map_err(io_err)?);
+    {
+        let mut reader = BufReader::with_capacity(256 * 1024, &mut file);
+        let head = reader.fill_buf().map_err(io_err)?;
+        if head.starts_with(&ZSTD_MAGIC) {
+            let decoder = zstd::Decoder::with_buffer(reader).map_err(io_err)?;
+            read_tar(path, decoder, visit)?;
+        } else if head.starts_with(&GZIP_MAGIC) {
+            return Err(BundleReadError::Gzip {
+                path: path.to_path_buf(),
+            }
+            .into());
+        } else {
+            read_tar(path, reader, visit)?;
         }
-        .into())
-    } else {
-        read_tar(path, reader, visit)
     }
+    Ok(Some(file.finish().map_err(io_err)?))
 }
 
 fn read_tar<E, R: Read>(
@@ -180,6 +188,14 @@ mod tests {
         out
     }
 
+    fn fs_digest(path: &Path) -> FileDigest {
+        let bytes = std::fs::read(path).expect("read file");
+        FileDigest {
+            sha256: Digest::sha256_of(&bytes),
+            size: bytes.len() as u64,
+        }
+    }
+
     #[test]
     fn reads_what_the_writer_wrote_compressed_or_not() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -197,6 +213,10 @@ mod tests {
         for name in ["b.tar", "b.tar.zst"] {
             let written = write_bundle(&dir.path().join(name), &contents).expect("write");
             let files = collect(&written.path);
+            let on_disk = fs_digest(&written.path);
+            let read =
+                read_bundle::<BundleReadError>(&written.path, &mut |_, _| Ok(())).expect("read");
+            assert_eq!(read, Some(on_disk), "{name}: the file as on disk");
             let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
             let blob_name = format!("blobs/sha256/{}", contents.blobs[0].digest.hex());
             assert_eq!(names, vec!["oci-layout", "index.json", blob_name.as_str()]);

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::compression::{self, Compression};
 use super::ArchiveError;
-use crate::oci::Digest;
+use crate::oci::{Digest, FileDigest, HashingReader};
 
 /// Entries in one archive before we call it hostile.
 const MAX_ENTRIES: usize = 1_000_000;
@@ -43,92 +43,34 @@ pub struct Contents {
     pub archive: PathBuf,
     /// How the archive file itself is compressed.
     pub compression: Compression,
-    files: BTreeMap<String, Blob>,
-    links: BTreeMap<String, String>,
+    /// The archive file as on disk: sha256 of its bytes and size (what `mirrorfile.lock` records).
+    pub file: FileDigest,
+    files: Files,
+    links: Links,
 }
 
 impl Contents {
-    /// Reads the archive at `path` once, spooling every file.
+    /// Reads the archive at `path` once, spooling every file. The file's own bytes are hashed
+    /// on the way in (before decompression), so [`Contents::file`] costs no second read.
     pub fn read(path: &Path, spool: &dyn Spool) -> Result<Contents, ArchiveError> {
         let io = |source| ArchiveError::Io {
             archive: path.to_path_buf(),
             source,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let (compression, reader) = compression::decoder(file).map_err(io)?;
-        let mut contents = Contents {
+        let mut file = HashingReader::new(std::fs::File::open(path).map_err(io)?);
+        let (compression, reader) = compression::decoder(&mut file).map_err(io)?;
+        let (files, links) = read_entries(path, reader, spool)?;
+        Ok(Contents {
             archive: path.to_path_buf(),
             compression,
-            files: BTreeMap::new(),
-            links: BTreeMap::new(),
-        };
-        let mut tar = tar::Archive::new(reader);
-        let mut count = 0usize;
-        for entry in tar.entries().map_err(io)? {
-            let mut entry = entry.map_err(io)?;
-            count += 1;
-            if count > MAX_ENTRIES {
-                return Err(contents.unsafe_path("…", "is past the limit of entries per archive"));
-            }
-            let raw = entry.path_bytes().into_owned();
-            let Ok(raw) = String::from_utf8(raw) else {
-                continue; // not UTF-8: no JSON document can name it
-            };
-            let kind = entry.header().entry_type();
-            if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
-                continue;
-            }
-            let name = normalise(&raw).map_err(|reason| contents.unsafe_path(&raw, reason))?;
-            if contents.files.contains_key(&name) || contents.links.contains_key(&name) {
-                return Err(ArchiveError::Duplicate {
-                    archive: path.to_path_buf(),
-                    entry: name,
-                });
-            }
-            if kind.is_symlink() || kind.is_hard_link() {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|t| String::from_utf8_lossy(&t).into_owned())
-                    .unwrap_or_default();
-                let resolved = if kind.is_symlink() {
-                    resolve_symlink(&name, &target)
-                } else {
-                    normalise(&target).ok()
-                };
-                let Some(resolved) = resolved else {
-                    return Err(ArchiveError::LinkEscapes {
-                        archive: path.to_path_buf(),
-                        entry: name,
-                        target,
-                    });
-                };
-                contents.links.insert(name, resolved);
-                continue;
-            }
-            if !kind.is_file() && kind != tar::EntryType::Continuous {
-                continue; // devices, fifos: never part of an image archive's metadata or blobs
-            }
-            let (digest, size) = spool.put(&mut entry).map_err(io)?;
-            if let Some(hex) = name.strip_prefix("blobs/sha256/") {
-                if hex != digest.hex() {
-                    return Err(ArchiveError::WrongDigest {
-                        archive: path.to_path_buf(),
-                        entry: name,
-                        actual: digest.to_string(),
-                    });
-                }
-            }
-            contents.files.insert(name, Blob { digest, size });
-        }
-        Ok(contents)
+            file: file.finish().map_err(io)?,
+            files,
+            links,
+        })
     }
 
     fn unsafe_path(&self, entry: &str, reason: &'static str) -> ArchiveError {
-        ArchiveError::UnsafePath {
-            archive: self.archive.clone(),
-            entry: entry.to_string(),
-            reason,
-        }
+        unsafe_path(&self.archive, entry, reason)
     }
 
     /// Whether `name` exists (as a file or a link).
@@ -164,6 +106,94 @@ impl Contents {
             .ok()
             .filter(|b| &b.digest == digest)
     }
+}
+
+type Files = BTreeMap<String, Blob>;
+type Links = BTreeMap<String, String>;
+
+fn unsafe_path(archive: &Path, entry: &str, reason: &'static str) -> ArchiveError {
+    ArchiveError::UnsafePath {
+        archive: archive.to_path_buf(),
+        entry: entry.to_string(),
+        reason,
+    }
+}
+
+/// Every entry of the (decompressed) tar stream: regular files spooled, links recorded.
+fn read_entries(
+    path: &Path,
+    reader: impl Read,
+    spool: &dyn Spool,
+) -> Result<(Files, Links), ArchiveError> {
+    let io = |source| ArchiveError::Io {
+        archive: path.to_path_buf(),
+        source,
+    };
+    let mut files = Files::new();
+    let mut links = Links::new();
+    let mut tar = tar::Archive::new(reader);
+    let mut count = 0usize;
+    for entry in tar.entries().map_err(io)? {
+        let mut entry = entry.map_err(io)?;
+        count += 1;
+        if count > MAX_ENTRIES {
+            return Err(unsafe_path(
+                path,
+                "…",
+                "is past the limit of entries per archive",
+            ));
+        }
+        let raw = entry.path_bytes().into_owned();
+        let Ok(raw) = String::from_utf8(raw) else {
+            continue; // not UTF-8: no JSON document can name it
+        };
+        let kind = entry.header().entry_type();
+        if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            continue;
+        }
+        let name = normalise(&raw).map_err(|reason| unsafe_path(path, &raw, reason))?;
+        if files.contains_key(&name) || links.contains_key(&name) {
+            return Err(ArchiveError::Duplicate {
+                archive: path.to_path_buf(),
+                entry: name,
+            });
+        }
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name_bytes()
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
+                .unwrap_or_default();
+            let resolved = if kind.is_symlink() {
+                resolve_symlink(&name, &target)
+            } else {
+                normalise(&target).ok()
+            };
+            let Some(resolved) = resolved else {
+                return Err(ArchiveError::LinkEscapes {
+                    archive: path.to_path_buf(),
+                    entry: name,
+                    target,
+                });
+            };
+            links.insert(name, resolved);
+            continue;
+        }
+        if !kind.is_file() && kind != tar::EntryType::Continuous {
+            continue; // devices, fifos: never part of an image archive's metadata or blobs
+        }
+        let (digest, size) = spool.put(&mut entry).map_err(io)?;
+        if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+            if hex != digest.hex() {
+                return Err(ArchiveError::WrongDigest {
+                    archive: path.to_path_buf(),
+                    entry: name,
+                    actual: digest.to_string(),
+                });
+            }
+        }
+        files.insert(name, Blob { digest, size });
+    }
+    Ok((files, links))
 }
 
 /// `./a//b/./c` → `a/b/c`; refuses absolute names and `..`.
@@ -207,6 +237,57 @@ fn resolve_symlink(link: &str, target: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keeps spooled bytes in memory.
+    #[derive(Default)]
+    struct Memory(std::sync::Mutex<BTreeMap<Digest, Vec<u8>>>);
+
+    impl Spool for Memory {
+        fn put(&self, reader: &mut dyn Read) -> std::io::Result<(Digest, u64)> {
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes)?;
+            let digest = Digest::sha256_of(&bytes);
+            let size = bytes.len() as u64;
+            if let Ok(mut map) = self.0.lock() {
+                map.insert(digest.clone(), bytes);
+            }
+            Ok((digest, size))
+        }
+
+        fn open(&self, digest: &Digest) -> std::io::Result<Box<dyn Read + Send>> {
+            let bytes = self.0.lock().ok().and_then(|m| m.get(digest).cloned());
+            Ok(Box::new(std::io::Cursor::new(bytes.unwrap_or_default())))
+        }
+    }
+
+    #[test]
+    fn the_file_digest_covers_every_byte_on_disk_compressed_or_not() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "a.txt", &b"hello"[..])
+            .expect("append");
+        let mut plain = tar.into_inner().expect("tar");
+        // `docker save` pads to a 10 KiB record: bytes after the end marker the parser skips.
+        plain.resize(10240, 0);
+        let gzipped = {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&plain).expect("gzip");
+            gz.finish().expect("gzip")
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, bytes) in [("a.tar", &plain), ("a.tar.gz", &gzipped)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            let contents = Contents::read(&path, &Memory::default()).expect("reads");
+            assert_eq!(contents.file.sha256, Digest::sha256_of(bytes), "{name}");
+            assert_eq!(contents.file.size, bytes.len() as u64, "{name}");
+            assert!(contents.has("a.txt"));
+        }
+    }
 
     #[test]
     fn names_are_normalised_and_hostile_ones_refused() {

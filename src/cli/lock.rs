@@ -38,17 +38,37 @@ pub async fn resolve_and_write(
     Ok(resolution)
 }
 
+/// `N image(s) pinned`, and the local sources recorded when there are any.
+fn contents(resolution: &Resolution) -> String {
+    let lock = &resolution.lock;
+    let mut out = format!("{} image(s) pinned", lock.images.len());
+    let (archives, bundles) = (lock.archives.len(), lock.bundles.len());
+    if archives + bundles > 0 {
+        out.push_str(&format!(
+            "; {archives} archive(s) and {bundles} bundle(s) recorded"
+        ));
+    }
+    out
+}
+
 fn wrote_line(resolution: &Resolution) -> String {
     let name = resolution.lock_path.display();
     if resolution.previous.is_none() {
-        return format!(
-            "Wrote {name}: {} image(s) pinned.",
-            resolution.lock.images.len()
-        );
+        return format!("Wrote {name}: {}.", contents(resolution));
     }
     let count = |f: fn(&Change) -> bool| resolution.changes.iter().filter(|c| f(c)).count();
-    let added = count(|c| matches!(c, Change::Added { .. } | Change::RepositoryAdded { .. }));
-    let removed = count(|c| matches!(c, Change::Removed { .. } | Change::RepositoryRemoved { .. }));
+    let added = count(|c| {
+        matches!(
+            c,
+            Change::Added { .. } | Change::RepositoryAdded { .. } | Change::FileAdded { .. }
+        )
+    });
+    let removed = count(|c| {
+        matches!(
+            c,
+            Change::Removed { .. } | Change::RepositoryRemoved { .. } | Change::FileRemoved { .. }
+        )
+    });
     let changed = resolution.changes.len() - added - removed;
     format!("Updated {name}: {added} added, {removed} removed, {changed} changed.")
 }
@@ -100,9 +120,9 @@ pub async fn run(session: &Session, args: &LockArgs, cli: &Cli) -> miette::Resul
         wrote_line(&resolution)
     } else {
         format!(
-            "{} is up to date: {} image(s) pinned.",
+            "{} is up to date: {}.",
             resolution.lock_path.display(),
-            resolution.lock.images.len()
+            contents(&resolution)
         )
     });
     out.push('\n');

@@ -26,7 +26,7 @@ use crate::archive::{
 };
 use crate::oci::descriptor::ANNOTATION_REF_NAME;
 use crate::oci::layout::LayoutIndex;
-use crate::oci::{Descriptor, Digest, ManifestView, RawManifest, Sha256Hasher};
+use crate::oci::{Descriptor, Digest, FileDigest, ManifestView, RawManifest, Sha256Hasher};
 use crate::store::{IngestError, Store, StoreError};
 
 /// `index.json` larger than this is refused (it lists names, not content).
@@ -219,8 +219,12 @@ impl Sink for BundleSink {
 }
 
 /// Imports the bundle file at `path` into `cache`, verifying every blob, and returns a source
-/// serving its images. Blocking: call it from a blocking thread.
-pub fn import(path: &Path, cache: &Store) -> Result<LayoutSource, LayoutError> {
+/// serving its images, with the file's sha256 and size as read (for `mirrorfile.lock`).
+/// Blocking: call it from a blocking thread.
+pub fn import(
+    path: &Path,
+    cache: &Store,
+) -> Result<(LayoutSource, Option<FileDigest>), LayoutError> {
     let mut index: Option<Vec<u8>> = None;
     let corrupt = |entry: &str, actual: Digest, size: u64| LayoutError::Corrupt {
         bundle: path.to_path_buf(),
@@ -233,7 +237,7 @@ pub fn import(path: &Path, cache: &Store) -> Result<LayoutSource, LayoutError> {
         entry: entry.to_string(),
         detail,
     };
-    read_bundle::<LayoutError>(path, &mut |file, reader| {
+    let file_digest = read_bundle::<LayoutError>(path, &mut |file, reader| {
         if file.name == "index.json" {
             let mut bytes = Vec::new();
             reader
@@ -287,9 +291,6 @@ pub fn import(path: &Path, cache: &Store) -> Result<LayoutSource, LayoutError> {
         path: path.to_path_buf(),
         detail: format!("index.json: {e}"),
     })?;
-    Ok(LayoutSource::new(
-        format!("bundle {}", path.display()),
-        cache.root(),
-        index,
-    ))
+    let source = LayoutSource::new(format!("bundle {}", path.display()), cache.root(), index);
+    Ok((source, file_digest))
 }

@@ -13,6 +13,14 @@
 //! read back as a pin; the rest is derived from the pinned content and checked, so an edited
 //! Mirrorfile (other platforms, another filter) shows up as a change of the lock.
 //!
+//! Local sources are recorded too, not as pins (a file is what it is) but as a check: per file
+//! an `[[archives]]` entry read (`[[archive]]`) and per `[[bundles]]` source (`[[bundle]]`), the
+//! path as written in the Mirrorfile (relative to it), the sha256 and size of the file as on
+//! disk (hashed during the one read of it, before any decompression; none for an OCI layout
+//! directory) and, per target reference it produced, the digest the tag points at and the child
+//! manifest of each platform it gave. So `--locked` notices a replaced `images-amd64.tar`, and a
+//! `mirror` that would make other digests from the same file shows up as a change of the lock.
+//!
 //! # Version policy
 //!
 //! The file starts with `version = 1`. Keys a reader does not know are ignored, so a field may
@@ -21,6 +29,11 @@
 //! up to N ("read first, write later": support for reading a new version ships before any
 //! release writes it), writes the version it read unless an entry needs the new one, and
 //! refuses a lock with a version above N, asking for a newer `mirror` instead of guessing.
+//!
+//! `[[archive]]` and `[[bundle]]` were added that way, under version 1: they pin nothing, so a
+//! reader from before them ignores both tables and loses only the check. It drops them when it
+//! rewrites the lock; the next newer run adds them back, as added entries (which `--locked`
+//! refuses until a run without it has written them).
 
 mod diff;
 mod read;
@@ -29,7 +42,7 @@ mod write;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::oci::Digest;
+use crate::oci::{Digest, FileDigest};
 
 pub use diff::{diff, Change};
 pub use read::LockError;
@@ -45,6 +58,56 @@ pub struct Lockfile {
     pub images: BTreeMap<String, LockedImage>,
     /// By (`registry/repository`, filter as described by [`crate::model::TagFilter::describe`]).
     pub repositories: BTreeMap<(String, String), LockedRepository>,
+    /// `[[archive]]`: every file the `[[archives]]` entries read, by path as written (relative
+    /// to the Mirrorfile, `/`-separated).
+    pub archives: BTreeMap<String, LockedFile>,
+    /// `[[bundle]]`: every `[[bundles]]` source, by path as written in the Mirrorfile.
+    pub bundles: BTreeMap<String, LockedFile>,
+}
+
+/// A local source (an archive or a bundle) as it was read, and what it produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedFile {
+    /// sha256 and size of the file as on disk; `None` for an OCI layout directory.
+    pub file: Option<FileDigest>,
+    /// By target reference (`repository:tag` as pushed, prefix applied, no host).
+    pub images: BTreeMap<String, LockedTarget>,
+}
+
+/// One target reference a local source produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedTarget {
+    /// What the target reference points at (an index, or a manifest).
+    pub digest: Digest,
+    /// (`os/arch[/variant]`, child manifest digest) of every platform this source gave, sorted.
+    pub platforms: BTreeSet<(String, Digest)>,
+}
+
+/// Which kind of local source an entry is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileKind {
+    Archive,
+    Bundle,
+}
+
+impl FileKind {
+    /// The lock table (`[[archive]]`) and the word in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Archive => "archive",
+            FileKind::Bundle => "bundle",
+        }
+    }
+}
+
+impl Lockfile {
+    /// The entries of one kind of local source.
+    pub fn files(&self, kind: FileKind) -> &BTreeMap<String, LockedFile> {
+        match kind {
+            FileKind::Archive => &self.archives,
+            FileKind::Bundle => &self.bundles,
+        }
+    }
 }
 
 /// One source reference, pinned.

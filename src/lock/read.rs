@@ -1,7 +1,7 @@
 //! Reading `mirrorfile.lock` back, with spans: a damaged or hand-edited lock is reported at the
 //! line that is wrong, with the fix (usually: delete it and run `mirror lock`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::Path;
 
@@ -9,8 +9,8 @@ use miette::{LabeledSpan, NamedSource};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{LockedImage, LockedRepository, Lockfile, VERSION};
-use crate::oci::Digest;
+use super::{FileKind, LockedFile, LockedImage, LockedRepository, LockedTarget, Lockfile, VERSION};
+use crate::oci::{Digest, FileDigest};
 
 /// A lock that cannot be read or used (boxed: one pointer wide on the happy path).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -63,6 +63,28 @@ struct LockToml {
     repository: Vec<RepositoryToml>,
     #[serde(default)]
     image: Vec<ImageToml>,
+    #[serde(default)]
+    archive: Vec<LocalToml>,
+    #[serde(default)]
+    bundle: Vec<LocalToml>,
+}
+
+/// `[[archive]]` and `[[bundle]]`.
+#[derive(Deserialize)]
+struct LocalToml {
+    path: Spanned<String>,
+    sha256: Option<Spanned<String>>,
+    size: Option<u64>,
+    #[serde(default)]
+    image: Vec<TargetToml>,
+}
+
+#[derive(Deserialize)]
+struct TargetToml {
+    target: Spanned<String>,
+    digest: Spanned<String>,
+    #[serde(default)]
+    platforms: Vec<ChildToml>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +184,68 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Lockfile, LockError> {
             ));
         }
     }
+    for (kind, entries) in [
+        (FileKind::Archive, doc.archive),
+        (FileKind::Bundle, doc.bundle),
+    ] {
+        for entry in entries {
+            let span = entry.path.span();
+            let file = match (&entry.sha256, entry.size) {
+                (Some(hex), Some(size)) => Some(FileDigest {
+                    sha256: digest(&Spanned::new(
+                        hex.span(),
+                        format!("sha256:{}", hex.get_ref()),
+                    ))?,
+                    size,
+                }),
+                (None, None) => None,
+                _ => {
+                    return Err(LockError::at(
+                        path,
+                        text,
+                        span,
+                        "`sha256` and `size` go together".into(),
+                        REGENERATE,
+                    ))
+                }
+            };
+            let mut images = BTreeMap::new();
+            for image in entry.image {
+                let mut platforms = BTreeSet::new();
+                for child in &image.platforms {
+                    platforms.insert((child.platform.clone(), digest(&child.digest)?));
+                }
+                let target_span = image.target.span();
+                let produced = LockedTarget {
+                    digest: digest(&image.digest)?,
+                    platforms,
+                };
+                if images.insert(image.target.into_inner(), produced).is_some() {
+                    return Err(LockError::at(
+                        path,
+                        text,
+                        target_span,
+                        "this target has two entries".into(),
+                        REGENERATE,
+                    ));
+                }
+            }
+            let locked = LockedFile { file, images };
+            let table = match kind {
+                FileKind::Archive => &mut lock.archives,
+                FileKind::Bundle => &mut lock.bundles,
+            };
+            if table.insert(entry.path.into_inner(), locked).is_some() {
+                return Err(LockError::at(
+                    path,
+                    text,
+                    span,
+                    format!("this {} has two entries", kind.as_str()),
+                    REGENERATE,
+                ));
+            }
+        }
+    }
     Ok(lock)
 }
 
@@ -183,5 +267,13 @@ mod tests {
             "\"sha256:zz\""
         );
         assert!(parse(path, "").is_err(), "no version");
+        let bad = "version = 1\n[[archive]]\npath = \"a.tar\"\nsha256 = \"zz\"\nsize = 1\n";
+        let err = parse(path, bad).expect_err("bad sha256");
+        assert!(err.to_string().contains("invalid digest"), "{err}");
+        let label = err.0.labels.first().expect("label");
+        assert_eq!(&bad[label.offset()..label.offset() + label.len()], "\"zz\"");
+        let half = "version = 1\n[[archive]]\npath = \"a.tar\"\nsize = 1\n";
+        let err = parse(path, half).expect_err("size without sha256");
+        assert!(err.to_string().contains("go together"), "{err}");
     }
 }

@@ -2,9 +2,11 @@
 //! lists, `\n` line ends. Written by hand rather than through a TOML serializer so the bytes do
 //! not change with a dependency's formatting choices.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::{Lockfile, VERSION};
+use super::{FileKind, LockedFile, Lockfile, VERSION};
+use crate::oci::Digest;
 
 const HEADER: &str = "# mirrorfile.lock: written by `mirror` (`mirror lock`, `plan`, `apply`). It pins every\n# source tag to a digest so the same mirror can be made again. Commit it; do not edit it.\n";
 
@@ -23,17 +25,7 @@ pub fn write(lock: &Lockfile) -> String {
         let _ = writeln!(out, "source = {}", quote(source));
         let _ = writeln!(out, "digest = {}", quote(&image.digest.to_string()));
         let _ = writeln!(out, "media_type = {}", quote(&image.media_type));
-        list(
-            &mut out,
-            "platforms",
-            image.platforms.iter().map(|(platform, digest)| {
-                format!(
-                    "{{ platform = {}, digest = {} }}",
-                    quote(platform),
-                    quote(&digest.to_string())
-                )
-            }),
-        );
+        list(&mut out, "platforms", children(&image.platforms));
         if !image.subset_indexes.is_empty() {
             list(
                 &mut out,
@@ -42,7 +34,39 @@ pub fn write(lock: &Lockfile) -> String {
             );
         }
     }
+    for kind in [FileKind::Archive, FileKind::Bundle] {
+        for (path, file) in lock.files(kind) {
+            local_source(&mut out, kind.as_str(), path, file);
+        }
+    }
     out
+}
+
+/// One `[[archive]]` or `[[bundle]]` entry, with an `[[archive.image]]` table per target.
+fn local_source(out: &mut String, table: &str, path: &str, file: &LockedFile) {
+    let _ = writeln!(out, "\n[[{table}]]");
+    let _ = writeln!(out, "path = {}", quote(path));
+    if let Some(on_disk) = &file.file {
+        // Bare hex, as `sha256sum` prints it, so the file can be checked by hand.
+        let _ = writeln!(out, "sha256 = {}", quote(on_disk.sha256.hex()));
+        let _ = writeln!(out, "size = {}", on_disk.size);
+    }
+    for (target, produced) in &file.images {
+        let _ = writeln!(out, "\n[[{table}.image]]");
+        let _ = writeln!(out, "target = {}", quote(target));
+        let _ = writeln!(out, "digest = {}", quote(&produced.digest.to_string()));
+        list(out, "platforms", children(&produced.platforms));
+    }
+}
+
+fn children(platforms: &BTreeSet<(String, Digest)>) -> impl Iterator<Item = String> + '_ {
+    platforms.iter().map(|(platform, digest)| {
+        format!(
+            "{{ platform = {}, digest = {} }}",
+            quote(platform),
+            quote(&digest.to_string())
+        )
+    })
 }
 
 fn list(out: &mut String, key: &str, items: impl Iterator<Item = String>) {
@@ -81,12 +105,12 @@ fn quote(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::path::Path;
 
     use super::*;
-    use crate::lock::{read, LockedImage, LockedRepository};
-    use crate::oci::Digest;
+    use crate::lock::{read, LockedImage, LockedRepository, LockedTarget};
+    use crate::oci::FileDigest;
 
     fn sample() -> Lockfile {
         let mut lock = Lockfile::default();
@@ -111,7 +135,51 @@ mod tests {
                 subset_indexes: BTreeSet::from([Digest::sha256_of(b"subset")]),
             },
         );
+        let target = |seed: &[u8], platform: &str| LockedTarget {
+            digest: Digest::sha256_of(seed),
+            platforms: BTreeSet::from([(platform.to_string(), Digest::sha256_of(b"child"))]),
+        };
+        lock.archives.insert(
+            "images/app-amd64.tar".into(),
+            LockedFile {
+                file: Some(FileDigest {
+                    sha256: Digest::sha256_of(b"archive"),
+                    size: 10240,
+                }),
+                images: BTreeMap::from([
+                    ("mirror/bench/b:1".into(), target(b"b", "linux/amd64")),
+                    ("mirror/bench/a:1".into(), target(b"a", "linux/amd64")),
+                ]),
+            },
+        );
+        lock.bundles.insert(
+            "/media/usb/layout".into(),
+            LockedFile {
+                file: None,
+                images: BTreeMap::from([("lab/tiny:1.0".into(), target(b"t", "linux/arm64"))]),
+            },
+        );
         lock
+    }
+
+    #[test]
+    fn local_sources_are_written_with_the_file_digest_as_sha256sum_prints_it() {
+        let text = write(&sample());
+        let sha = Digest::sha256_of(b"archive");
+        let archive = format!(
+            "\n[[archive]]\npath = \"images/app-amd64.tar\"\nsha256 = \"{}\"\nsize = 10240\n\n[[archive.image]]\ntarget = \"mirror/bench/a:1\"\n",
+            sha.hex()
+        );
+        assert!(text.contains(&archive), "{text}");
+        let a = text.find("mirror/bench/a:1").expect("a");
+        let b = text.find("mirror/bench/b:1").expect("b");
+        assert!(a < b, "targets sorted:\n{text}");
+        let bundle = text.find("[[bundle]]").expect("bundle entry");
+        assert!(text.find("[[archive]]").expect("archive") < bundle);
+        assert!(
+            !text[bundle..].contains("sha256 ="),
+            "a layout directory has no file digest:\n{text}"
+        );
     }
 
     #[test]

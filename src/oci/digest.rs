@@ -185,9 +185,62 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     }
 }
 
+/// A reader that hashes every byte it hands out: how a file is hashed during the one pass that
+/// already reads it (an archive's or bundle's sha256 as on disk, before any decompression).
+pub struct HashingReader<R: std::io::Read> {
+    inner: R,
+    hasher: Sha256Hasher,
+}
+
+impl<R: std::io::Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256Hasher::new(),
+        }
+    }
+
+    /// Reads what is left (a tar's end padding, a compressed stream's trailer: bytes the parser
+    /// above stopped short of) and returns the sha256 and size of everything read.
+    pub fn finish(mut self) -> std::io::Result<FileDigest> {
+        std::io::copy(&mut self, &mut std::io::sink())?;
+        let size = self.hasher.len();
+        Ok(FileDigest {
+            sha256: self.hasher.finish(),
+            size,
+        })
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The sha256 and size of a whole file as it is on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileDigest {
+    pub sha256: Digest,
+    pub size: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashing_reader_covers_what_the_parser_left_unread() {
+        use std::io::Read;
+        let mut reader = HashingReader::new(&b"head and tail"[..]);
+        let mut head = [0u8; 4];
+        reader.read_exact(&mut head).expect("read");
+        let file = reader.finish().expect("finish");
+        assert_eq!(file.sha256, Digest::sha256_of(b"head and tail"));
+        assert_eq!(file.size, 13);
+    }
 
     #[test]
     fn round_trips_and_hashes() {

@@ -13,8 +13,8 @@ use super::OpsError;
 use crate::endpoint::bundle::import;
 use crate::endpoint::layout::{LayoutError, LayoutSource};
 use crate::model::{bundle_key, BundleSource, ImageSource, Model};
-use crate::oci::Digest;
-use crate::resolve::Sources;
+use crate::oci::{Digest, FileDigest};
+use crate::resolve::{LocalFile, Sources};
 use crate::store::Store;
 
 /// (target repository, tag or `@digest`) → (what the name points at, if known, and who said so).
@@ -29,18 +29,21 @@ fn key(image: &ImageSource) -> (String, String) {
     (image.target_repository.clone(), tag)
 }
 
+/// Opens every `[[bundles]]` source; returns each as read (its sha256 and size, for the lock).
 pub(super) async fn open_all(
     model: &Model,
     store: &Store,
     sources: &mut Sources,
     images: &mut Vec<ImageSource>,
-) -> Result<(), OpsError> {
+) -> Result<Vec<LocalFile>, OpsError> {
+    let mut read = Vec::with_capacity(model.bundles.len());
     let mut seen: Seen = images
         .iter()
         .map(|i| (key(i), (None, i.display())))
         .collect();
     for bundle in &model.bundles {
-        let source = open(bundle, store).await?;
+        let (source, file) = open(bundle, store).await?;
+        read.push(LocalFile::bundle(bundle, file));
         let is_dir = bundle.path.is_dir();
         let named = source
             .index()
@@ -81,17 +84,21 @@ pub(super) async fn open_all(
         }
         sources.insert(&bundle_key(&bundle.path), Arc::new(source));
     }
-    Ok(())
+    Ok(read)
 }
 
-async fn open(bundle: &BundleSource, store: &Store) -> Result<LayoutSource, OpsError> {
+/// The source, and the bundle file's sha256 and size (`None` for a layout directory).
+async fn open(
+    bundle: &BundleSource,
+    store: &Store,
+) -> Result<(LayoutSource, Option<FileDigest>), OpsError> {
     let err = |source| OpsError::Bundle {
         bundle: bundle.written.clone(),
         origin: bundle.origin.clone(),
         source,
     };
     if bundle.path.is_dir() {
-        return LayoutSource::open_dir(&bundle.path).map_err(err);
+        return Ok((LayoutSource::open_dir(&bundle.path).map_err(err)?, None));
     }
     let path = bundle.path.clone();
     let store = store.clone();

@@ -112,7 +112,7 @@ pub fn inspect_archive(
         }],
         cache_dir: Some(store.root().to_path_buf()),
     };
-    let (resolved, _, errors) = resolve_archives(&model, store);
+    let (resolved, _, errors, _) = resolve_archives(&model, store);
     if !errors.is_empty() {
         let detail = errors
             .iter()

@@ -2,13 +2,16 @@
 //! a [`Policy`], derive the new lock, compare, and (unless `--locked` refuses) write it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{OpsError, Session};
-use crate::lock::{self, diff, Change, LockError, Lockfile};
-use crate::model::Origin;
+use crate::lock::{self, diff, Change, FileKind, LockError, Lockfile};
+use crate::model::{Origin, SourceLocation};
+use crate::oci::FileDigest;
 use crate::resolve::archives::ArchiveStats;
-use crate::resolve::{self, ExpandedRepository, Policy, Refresh, ResolvedImage, Selector};
+use crate::resolve::{
+    self, ExpandedRepository, LocalFile, Policy, Provenance, Refresh, ResolvedImage, Selector,
+};
 
 /// How a command treats the lock.
 #[derive(Debug, Clone, Default)]
@@ -87,15 +90,23 @@ impl Session {
                 Err(e) => errors.push(e),
             }
         }
-        let (from_archives, archives) = self.resolve_archives(&resolved, &mut errors).await?;
+        let (from_archives, archives, archive_files) =
+            self.resolve_archives(&resolved, &mut errors).await?;
         resolved.extend(from_archives);
         if !errors.is_empty() {
             return Err(OpsError::Resolve(errors));
         }
-        let lock = resolve::lockfile(&resolved, &repositories);
+        let mut files = self.bundle_files.clone();
+        files.extend(archive_files);
+        let lock = resolve::lockfile(&resolved, &repositories, &files);
         let changes = diff(previous.as_ref().unwrap_or(&Lockfile::default()), &lock);
         if mode.locked && !changes.is_empty() {
-            let origins = self.origins(&repositories);
+            let mut origins = self.origins(&repositories);
+            for file in &files {
+                origins
+                    .entry(file.name.clone())
+                    .or_insert_with(|| file.origin.clone());
+            }
             let changes = changes
                 .into_iter()
                 .map(|c| {
@@ -108,6 +119,7 @@ impl Session {
                 changes,
             });
         }
+        note_replaced_files(&mut resolved, &changes, &files, &lock_path);
         let mut warnings: Vec<String> = repositories
             .iter()
             .flat_map(|r| r.warnings.iter().cloned())
@@ -184,5 +196,57 @@ impl Session {
                 .or_insert_with(|| repo.origin.clone());
         }
         out
+    }
+}
+
+/// The plan's counterpart of tag drift for local sources: every image made from an archive or
+/// bundle that is not the file the lock recorded says so (the lock is then rewritten; with
+/// `--locked` the run has already been refused).
+fn note_replaced_files(
+    resolved: &mut [ResolvedImage],
+    changes: &[Change],
+    files: &[LocalFile],
+    lock_path: &Path,
+) {
+    let short = |file: &Option<FileDigest>| match file {
+        Some(f) => f.sha256.short(),
+        None => "a directory".into(),
+    };
+    let lock_name = lock_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for change in changes {
+        let Change::FileChanged {
+            kind,
+            path,
+            locked,
+            actual,
+        } = change
+        else {
+            continue;
+        };
+        let Some(local) = files.iter().find(|f| f.kind == *kind && &f.name == path) else {
+            continue;
+        };
+        let note = format!(
+            "{} {path} is not the file {lock_name} recorded ({} → {}); the lock now records this one",
+            kind.as_str(),
+            short(locked),
+            short(actual)
+        );
+        for image in resolved.iter_mut().filter(|i| made_from(i, local)) {
+            image.warnings.push(note.clone());
+        }
+    }
+}
+
+fn made_from(image: &ResolvedImage, local: &LocalFile) -> bool {
+    match (local.kind, &image.source.location, &image.provenance) {
+        (FileKind::Archive, _, Provenance::Archives(list)) => {
+            list.iter().any(|p| p.archive == local.path)
+        }
+        (FileKind::Bundle, SourceLocation::Bundle { path, .. }, _) => *path == local.path,
+        _ => false,
     }
 }

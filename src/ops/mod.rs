@@ -119,6 +119,8 @@ pub struct Session {
     bundle: Option<Arc<BundleSink>>,
     /// The Mirrorfile's images followed by those of its `[[bundles]]`.
     images: Vec<ImageSource>,
+    /// Each `[[bundles]]` source as it was read (for the lock).
+    bundle_files: Vec<resolve::LocalFile>,
     /// `--offline`: every source registry is an [`OfflineSource`].
     pub offline: bool,
 }
@@ -211,7 +213,7 @@ impl Session {
             }
         }
         let mut images = model.images.clone();
-        bundles::open_all(&model, &store, &mut sources, &mut images).await?;
+        let bundle_files = bundles::open_all(&model, &store, &mut sources, &mut images).await?;
         let probing_sources = sources.retrying(retry);
         let probing_sink: Arc<dyn Sink> = Arc::new(RetryingSink::new(sink.clone(), retry));
         Ok(Session {
@@ -226,6 +228,7 @@ impl Session {
             clients,
             bundle,
             images,
+            bundle_files,
             offline,
         })
     }
@@ -308,13 +311,13 @@ impl Session {
         &self,
         registry_images: &[ResolvedImage],
         errors: &mut Vec<ResolveError>,
-    ) -> Result<(Vec<ResolvedImage>, ArchiveStats), OpsError> {
+    ) -> Result<(Vec<ResolvedImage>, ArchiveStats, Vec<resolve::LocalFile>), OpsError> {
         if self.model.archives.is_empty() {
-            return Ok((Vec::new(), ArchiveStats::default()));
+            return Ok((Vec::new(), ArchiveStats::default(), Vec::new()));
         }
         let model = self.model.clone();
         let store = self.store.clone();
-        let (images, stats, archive_errors) = tokio::task::spawn_blocking(move || {
+        let (images, stats, archive_errors, files) = tokio::task::spawn_blocking(move || {
             resolve::archives::resolve_archives(&model, &store)
         })
         .await
@@ -345,7 +348,7 @@ impl Session {
                 kept.push(image);
             }
         }
-        Ok((kept, stats))
+        Ok((kept, stats, files))
     }
 
     /// Runs a plan.

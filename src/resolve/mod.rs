@@ -30,7 +30,7 @@ use crate::store::{Store, StoreError};
 pub use error::{ResolveError, ResolveErrorKind};
 use fetch::Ctx;
 pub use image::{ArchivePlatform, Drift, ManifestNeed, Provenance, ResolvedImage};
-pub use pinned::lockfile;
+pub use pinned::{lockfile, written_path, LocalFile};
 pub use policy::{Policy, Refresh, Selector};
 pub use repository::{expand, images_of, ExpandedRepository};
 pub use select::{select, Selection};

@@ -20,6 +20,7 @@ mod hostile;
 mod inspect;
 mod integrity;
 mod lock;
+mod lock_archives;
 mod plan;
 mod properties;
 mod semantics;

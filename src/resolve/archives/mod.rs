@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
-use super::{ResolveError, ResolveErrorKind, ResolvedImage};
+use super::{LocalFile, ResolveError, ResolveErrorKind, ResolvedImage};
 use crate::archive::{self, ArchiveError, Compression, FoundImage, Spool};
 use crate::model::{ArchiveSource, LayerCompression, Model, Target};
 use crate::oci::{Digest, Reference};
@@ -64,13 +64,19 @@ pub(super) struct Pending<'a> {
     layer_kinds: Vec<Compression>,
 }
 
-/// Resolves every `[[archives]]` entry of `model`. Blocking (file I/O and compression): call it
-/// from `spawn_blocking`.
+/// Resolves every `[[archives]]` entry of `model`, and says which files it read (with their
+/// sha256, for the lock). Blocking (file I/O and compression): call it from `spawn_blocking`.
 pub fn resolve_archives(
     model: &Model,
     store: &Store,
-) -> (Vec<ResolvedImage>, ArchiveStats, Vec<ResolveError>) {
+) -> (
+    Vec<ResolvedImage>,
+    ArchiveStats,
+    Vec<ResolveError>,
+    Vec<LocalFile>,
+) {
     let spool = StoreSpool(store);
+    let mut read_files = Vec::new();
     let mut errors = Vec::new();
     let mut stats = ArchiveStats::default();
     let mut pending: Vec<Pending<'_>> = Vec::new();
@@ -93,6 +99,12 @@ pub fn resolve_archives(
                     continue;
                 }
             };
+            read_files.push(LocalFile::archive(
+                &model.path,
+                entry,
+                file,
+                &found.contents.file,
+            ));
             for image in found.images {
                 let label = image
                     .names
@@ -274,7 +286,7 @@ pub fn resolve_archives(
     }
     let (images, group_errors) = group::build(members, store);
     errors.extend(group_errors);
-    (images, stats, errors)
+    (images, stats, errors, read_files)
 }
 
 pub(super) fn compression_of(c: LayerCompression) -> Compression {
