@@ -1,10 +1,9 @@
 //! What changed between two locks: the lines `mirror lock --update` prints and the entries
 //! `--locked` names when it refuses.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use super::{FileKind, LockedFile, LockedTarget, Lockfile};
+use super::{local, FileKind, Lockfile};
 use crate::oci::{Digest, FileDigest};
 
 /// One difference, old lock → new lock.
@@ -89,14 +88,6 @@ impl Change {
     }
 }
 
-/// `sha256 <hex> (N bytes)`, or what a directory is.
-fn on_disk(file: &Option<FileDigest>) -> String {
-    match file {
-        Some(f) => format!("sha256 {} ({} bytes)", f.sha256.hex(), f.size),
-        None => "a directory".into(),
-    }
-}
-
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -152,8 +143,8 @@ impl fmt::Display for Change {
                 f,
                 "~ {} {path}: not the file the lock recorded: locked {}, on disk {}",
                 kind.as_str(),
-                on_disk(locked),
-                on_disk(actual)
+                local::on_disk(locked),
+                local::on_disk(actual)
             ),
             Change::FileDerived {
                 kind,
@@ -221,61 +212,7 @@ pub fn diff(old: &Lockfile, new: &Lockfile) -> Vec<Change> {
         }
     }
     for kind in [FileKind::Archive, FileKind::Bundle] {
-        files(kind, old.files(kind), new.files(kind), &mut out);
-    }
-    out
-}
-
-fn files(
-    kind: FileKind,
-    old: &BTreeMap<String, LockedFile>,
-    new: &BTreeMap<String, LockedFile>,
-    out: &mut Vec<Change>,
-) {
-    for (path, file) in new {
-        let path = path.clone();
-        match old.get(&path) {
-            None => out.push(Change::FileAdded { kind, path }),
-            Some(before) if before.file != file.file => out.push(Change::FileChanged {
-                kind,
-                path,
-                locked: before.file.clone(),
-                actual: file.file.clone(),
-            }),
-            Some(before) if before.images != file.images => out.push(Change::FileDerived {
-                kind,
-                path,
-                targets: targets(&before.images, &file.images),
-            }),
-            Some(_) => {}
-        }
-    }
-    for path in old.keys().filter(|p| !new.contains_key(*p)) {
-        out.push(Change::FileRemoved {
-            kind,
-            path: path.clone(),
-        });
-    }
-}
-
-/// What differs between two target maps of one file, target by target.
-fn targets(
-    old: &BTreeMap<String, LockedTarget>,
-    new: &BTreeMap<String, LockedTarget>,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    for (target, now) in new {
-        match old.get(target) {
-            None => out.push(format!("+ {target}")),
-            Some(was) if was.digest != now.digest => {
-                out.push(format!("{target} {} → {}", was.digest, now.digest))
-            }
-            Some(was) if was != now => out.push(format!("{target}: other platforms")),
-            Some(_) => {}
-        }
-    }
-    for target in old.keys().filter(|t| !new.contains_key(*t)) {
-        out.push(format!("- {target}"));
+        local::diff(kind, old.files(kind), new.files(kind), &mut out);
     }
     out
 }
@@ -348,60 +285,5 @@ mod tests {
             }
         );
         assert!(diff(&new, &new).is_empty());
-    }
-
-    fn local(seed: &[u8], root: &[u8]) -> LockedFile {
-        LockedFile {
-            file: Some(FileDigest {
-                sha256: Digest::sha256_of(seed),
-                size: seed.len() as u64,
-            }),
-            images: BTreeMap::from([(
-                "mirror/app:1".to_string(),
-                LockedTarget {
-                    digest: Digest::sha256_of(root),
-                    platforms: BTreeSet::new(),
-                },
-            )]),
-        }
-    }
-
-    #[test]
-    fn names_the_archive_and_both_file_digests() {
-        let mut old = Lockfile::default();
-        old.archives
-            .insert("a-amd64.tar".into(), local(b"one", b"r1"));
-        old.archives
-            .insert("b-arm64.tar".into(), local(b"b", b"r2"));
-        old.bundles.insert("k3s.tar".into(), local(b"k", b"r3"));
-        let mut new = Lockfile::default();
-        new.archives
-            .insert("a-amd64.tar".into(), local(b"two", b"r4"));
-        new.archives.insert("c.tar".into(), local(b"c", b"r5"));
-        new.bundles.insert("k3s.tar".into(), local(b"k", b"r6"));
-        let text: Vec<String> = diff(&old, &new).iter().map(|c| c.to_string()).collect();
-        assert_eq!(
-            text[0],
-            format!(
-                "~ archive a-amd64.tar: not the file the lock recorded: locked sha256 {} (3 bytes), on disk sha256 {} (3 bytes)",
-                Digest::sha256_of(b"one").hex(),
-                Digest::sha256_of(b"two").hex()
-            )
-        );
-        assert_eq!(text[1], "+ archive c.tar: not in the lock");
-        assert!(
-            text[2].starts_with("- archive b-arm64.tar: in the lock"),
-            "{}",
-            text[2]
-        );
-        assert_eq!(
-            text[3],
-            format!(
-                "~ bundle k3s.tar: same file, other result: mirror/app:1 {} → {}",
-                Digest::sha256_of(b"r3"),
-                Digest::sha256_of(b"r6")
-            )
-        );
-        assert_eq!(text.len(), 4);
     }
 }

@@ -36,15 +36,17 @@
 //! refuses until a run without it has written them).
 
 mod diff;
+mod local;
 mod read;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::oci::{Digest, FileDigest};
+use crate::oci::Digest;
 
 pub use diff::{diff, Change};
+pub use local::{FileKind, LockedFile, LockedTarget};
 pub use read::LockError;
 pub use write::write;
 
@@ -63,41 +65,6 @@ pub struct Lockfile {
     pub archives: BTreeMap<String, LockedFile>,
     /// `[[bundle]]`: every `[[bundles]]` source, by path as written in the Mirrorfile.
     pub bundles: BTreeMap<String, LockedFile>,
-}
-
-/// A local source (an archive or a bundle) as it was read, and what it produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockedFile {
-    /// sha256 and size of the file as on disk; `None` for an OCI layout directory.
-    pub file: Option<FileDigest>,
-    /// By target reference (`repository:tag` as pushed, prefix applied, no host).
-    pub images: BTreeMap<String, LockedTarget>,
-}
-
-/// One target reference a local source produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockedTarget {
-    /// What the target reference points at (an index, or a manifest).
-    pub digest: Digest,
-    /// (`os/arch[/variant]`, child manifest digest) of every platform this source gave, sorted.
-    pub platforms: BTreeSet<(String, Digest)>,
-}
-
-/// Which kind of local source an entry is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum FileKind {
-    Archive,
-    Bundle,
-}
-
-impl FileKind {
-    /// The lock table (`[[archive]]`) and the word in messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileKind::Archive => "archive",
-            FileKind::Bundle => "bundle",
-        }
-    }
 }
 
 impl Lockfile {
