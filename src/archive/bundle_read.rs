@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::oci::{FileDigest, HashingReader};
+use crate::oci::{read_hashed, FileDigest};
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -55,23 +55,27 @@ where
     if path.is_dir() {
         return read_dir(path, visit).map(|()| None);
     }
-    let mut file = HashingReader::new(File::open(path).map_err(io_err)?);
-    {
-        let mut reader = BufReader::with_capacity(256 * 1024, &mut file);
-        let head = reader.fill_buf().map_err(io_err)?;
-        if head.starts_with(&ZSTD_MAGIC) {
-            let decoder = zstd::Decoder::with_buffer(reader).map_err(io_err)?;
-            read_tar(path, decoder, visit)?;
-        } else if head.starts_with(&GZIP_MAGIC) {
-            return Err(BundleReadError::Gzip {
-                path: path.to_path_buf(),
+    let source = File::open(path).map_err(io_err)?;
+    let ((), file) = read_hashed(
+        source,
+        |raw| {
+            let mut reader = BufReader::with_capacity(256 * 1024, raw);
+            let head = reader.fill_buf().map_err(io_err)?;
+            if head.starts_with(&ZSTD_MAGIC) {
+                let decoder = zstd::Decoder::with_buffer(reader).map_err(io_err)?;
+                read_tar(path, decoder, visit)
+            } else if head.starts_with(&GZIP_MAGIC) {
+                Err(BundleReadError::Gzip {
+                    path: path.to_path_buf(),
+                }
+                .into())
+            } else {
+                read_tar(path, reader, visit)
             }
-            .into());
-        } else {
-            read_tar(path, reader, visit)?;
-        }
-    }
-    Ok(Some(file.finish().map_err(io_err)?))
+        },
+        |e| io_err(e).into(),
+    )?;
+    Ok(Some(file))
 }
 
 fn read_tar<E, R: Read>(

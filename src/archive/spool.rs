@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::compression::{self, Compression};
 use super::ArchiveError;
-use crate::oci::{Digest, FileDigest, HashingReader};
+use crate::oci::{read_hashed, Digest, FileDigest};
 
 /// Entries in one archive before we call it hostile.
 const MAX_ENTRIES: usize = 1_000_000;
@@ -57,13 +57,19 @@ impl Contents {
             archive: path.to_path_buf(),
             source,
         };
-        let mut file = HashingReader::new(std::fs::File::open(path).map_err(io)?);
-        let (compression, reader) = compression::decoder(&mut file).map_err(io)?;
-        let (files, links) = read_entries(path, reader, spool)?;
+        let source = std::fs::File::open(path).map_err(io)?;
+        let ((compression, (files, links)), file) = read_hashed(
+            source,
+            |raw| {
+                let (compression, reader) = compression::decoder(raw).map_err(io)?;
+                Ok((compression, read_entries(path, reader, spool)?))
+            },
+            io,
+        )?;
         Ok(Contents {
             archive: path.to_path_buf(),
             compression,
-            file: file.finish().map_err(io)?,
+            file,
             files,
             links,
         })

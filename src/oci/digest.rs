@@ -185,37 +185,65 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     }
 }
 
-/// A reader that hashes every byte it hands out: how a file is hashed during the one pass that
-/// already reads it (an archive's or bundle's sha256 as on disk, before any decompression).
-pub struct HashingReader<R: std::io::Read> {
-    inner: R,
-    hasher: Sha256Hasher,
-}
-
-impl<R: std::io::Read> HashingReader<R> {
-    pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256Hasher::new(),
+/// Runs `read` over `source` while another thread hashes every byte `read` pulls from it, then
+/// hashes what `read` left (a tar's end padding, a compressed stream's trailer); returns its
+/// result with the sha256 and size of the whole of `source`. How a file is hashed during the
+/// one pass that already reads it (an archive's or bundle's bytes as on disk, before any
+/// decompression), without a second read and, when a core is free, without slowing that pass.
+pub fn read_hashed<T, E>(
+    source: impl std::io::Read,
+    read: impl FnOnce(&mut dyn std::io::Read) -> Result<T, E>,
+    io_err: impl Fn(std::io::Error) -> E,
+) -> Result<(T, FileDigest), E> {
+    std::thread::scope(|scope| {
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let hashing = scope.spawn(move || {
+            let mut hasher = Sha256Hasher::new();
+            for chunk in received {
+                hasher.update(&chunk);
+            }
+            hasher
+        });
+        let mut tee = Tee {
+            inner: source,
+            chunks,
+        };
+        let result = read(&mut tee);
+        let rest = result
+            .as_ref()
+            .ok()
+            .map(|_| std::io::copy(&mut tee, &mut std::io::sink()));
+        drop(tee); // ends the hashing thread's input
+        let hasher = hashing
+            .join()
+            .map_err(|_| io_err(std::io::Error::other("the hashing thread failed")))?;
+        let value = result?;
+        if let Some(Err(e)) = rest {
+            return Err(io_err(e));
         }
-    }
-
-    /// Reads what is left (a tar's end padding, a compressed stream's trailer: bytes the parser
-    /// above stopped short of) and returns the sha256 and size of everything read.
-    pub fn finish(mut self) -> std::io::Result<FileDigest> {
-        std::io::copy(&mut self, &mut std::io::sink())?;
-        let size = self.hasher.len();
-        Ok(FileDigest {
-            sha256: self.hasher.finish(),
-            size,
-        })
-    }
+        let size = hasher.len();
+        Ok((
+            value,
+            FileDigest {
+                sha256: hasher.finish(),
+                size,
+            },
+        ))
+    })
 }
 
-impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+/// Hands every chunk read to the hashing thread.
+struct Tee<R> {
+    inner: R,
+    chunks: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if n > 0 && self.chunks.send(buf[..n].to_vec()).is_err() {
+            return Err(std::io::Error::other("the hashing thread stopped"));
+        }
         Ok(n)
     }
 }
@@ -232,14 +260,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hashing_reader_covers_what_the_parser_left_unread() {
-        use std::io::Read;
-        let mut reader = HashingReader::new(&b"head and tail"[..]);
-        let mut head = [0u8; 4];
-        reader.read_exact(&mut head).expect("read");
-        let file = reader.finish().expect("finish");
-        assert_eq!(file.sha256, Digest::sha256_of(b"head and tail"));
-        assert_eq!(file.size, 13);
+    fn read_hashed_covers_what_the_reader_left_unread() {
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let (head, file) = read_hashed(
+            &bytes[..],
+            |r| {
+                let mut head = [0u8; 4];
+                r.read_exact(&mut head).map(|()| head)
+            },
+            |e| e,
+        )
+        .expect("reads");
+        assert_eq!(head, [0, 1, 2, 3]);
+        assert_eq!(file.sha256, Digest::sha256_of(&bytes));
+        assert_eq!(file.size, bytes.len() as u64);
+        let failed = read_hashed(
+            &bytes[..],
+            |_| Err::<(), _>(std::io::Error::other("parse")),
+            |e| e,
+        );
+        assert!(failed.is_err());
     }
 
     #[test]

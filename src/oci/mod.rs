@@ -15,7 +15,7 @@ pub mod platform;
 pub mod reference;
 
 pub use descriptor::Descriptor;
-pub use digest::{Digest, DigestError, FileDigest, HashingReader, Sha256Hasher};
+pub use digest::{read_hashed, Digest, DigestError, FileDigest, Sha256Hasher};
 pub use manifest::{ImageView, IndexView, ManifestError, ManifestView, RawManifest};
 pub use media_type::MediaType;
 pub use platform::{Platform, PlatformError};
