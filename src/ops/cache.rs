@@ -57,7 +57,52 @@ pub fn pinned(lock: &Lockfile) -> Vec<Digest> {
         out.extend(image.platforms.iter().map(|(_, d)| d.clone()));
         out.extend(image.subset_indexes.iter().cloned());
     }
+    // What archives and bundles produced: without these, a gc after `apply` of archives alone
+    // would keep only the applied roots, not what the lock says the files give.
+    for file in lock.archives.values().chain(lock.bundles.values()) {
+        for target in file.images.values() {
+            out.push(target.digest.clone());
+            out.extend(target.platforms.iter().map(|(_, d)| d.clone()));
+        }
+    }
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::lock::{LockedFile, LockedTarget};
+
+    fn digest(byte: u8) -> Digest {
+        format!("sha256:{}", format!("{byte:02x}").repeat(32))
+            .parse()
+            .expect("a digest")
+    }
+
+    #[test]
+    fn what_archives_and_bundles_produced_is_pinned() {
+        let produced = |root: u8, child: u8| LockedFile {
+            file: None,
+            images: BTreeMap::from([(
+                "app:1".to_string(),
+                LockedTarget {
+                    digest: digest(root),
+                    platforms: [("linux/arm64".to_string(), digest(child))].into(),
+                },
+            )]),
+        };
+        let lock = Lockfile {
+            archives: BTreeMap::from([("a.tar".to_string(), produced(1, 2))]),
+            bundles: BTreeMap::from([("b.tar".to_string(), produced(3, 4))]),
+            ..Lockfile::default()
+        };
+        assert_eq!(
+            pinned(&lock),
+            vec![digest(1), digest(2), digest(3), digest(4)]
+        );
+    }
 }
