@@ -3,10 +3,21 @@
 //!
 //! Reading: [`sniff`] looks at the magic bytes and [`decoder`] wraps a reader accordingly
 //! (multi-member gzip and multi-frame zstd included). Writing: [`compress`] uses fixed settings
-//! so the same layer gives the same bytes and digest on every run and machine: gzip with a
-//! zero mtime, no file name, OS byte "unknown" and level 6; zstd level 3 without a checksum.
+//! so the same layer gives the same bytes and digest on every run and machine, whatever its
+//! core count:
+//! - gzip is [`parallel_gzip`]: one gzip member (mtime 0, no name, XFL 0, OS 255) whose deflate
+//!   stream is made of 1 MiB input blocks, each deflated at level 6 by zlib-rs with the previous
+//!   32 KiB as dictionary and sync-flushed, or stored when its bytes are incompressible (decided
+//!   from those bytes alone), then an empty final block, CRC-32 and size. Blocks are compressed
+//!   in parallel and written in order, so threads change the speed, never the bytes.
+//! - zstd is one frame at level 3, single-threaded, without checksum or content size.
+//!
+//! [`Compression::settings`] names all of this; it is part of the cache key that remembers
+//! which compressed blob a layer became, so changing any of it must change that string.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
+
+use crate::archive::parallel_gzip;
 
 /// How a byte stream is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,7 +58,7 @@ impl Compression {
     pub fn settings(self) -> String {
         match self {
             Compression::None => "none".into(),
-            Compression::Gzip => format!("gzip-l{GZIP_LEVEL}-mtime0-zlibrs"),
+            Compression::Gzip => format!("gzip-l{GZIP_LEVEL}-b1m-dict-stored-zlibrs"),
             Compression::Zstd => format!("zstd-l{ZSTD_LEVEL}-nocheck"),
         }
     }
@@ -83,12 +94,7 @@ pub fn compress(kind: Compression, input: &mut dyn Read, output: &mut dyn Write)
             io::copy(input, output)?;
         }
         Compression::Gzip => {
-            let mut encoder = flate2::GzBuilder::new()
-                .mtime(0)
-                .operating_system(255)
-                .write(output, flate2::Compression::new(GZIP_LEVEL));
-            io::copy(input, &mut encoder)?;
-            encoder.finish()?;
+            parallel_gzip::gzip(input, output, GZIP_LEVEL)?;
         }
         Compression::Zstd => {
             let mut encoder = zstd::stream::write::Encoder::new(output, ZSTD_LEVEL)?;

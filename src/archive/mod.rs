@@ -14,6 +14,7 @@ mod error;
 pub mod image_archive;
 pub mod inspect;
 pub mod oci_tar;
+pub mod parallel_gzip;
 pub mod spool;
 
 pub use bundle_read::{read_bundle, BundleReadError};

@@ -1,6 +1,7 @@
 //! Layers of archive images, made ready to push: uncompressed tars compressed with fixed
-//! settings (in parallel, on rayon), compressed ones kept as they are, and every layer checked
-//! against the config's `rootfs.diff_ids`.
+//! settings (in parallel on rayon, across layers and, for gzip, across 1 MiB blocks of each
+//! layer), compressed ones kept as they are, and every layer checked against the config's
+//! `rootfs.diff_ids`.
 //!
 //! Both derived facts are memoised in the cache (`diff_id + settings → compressed digest`,
 //! `compressed digest → diff_id`), so a rerun over unchanged archives recompresses and
