@@ -169,15 +169,20 @@ impl Slot {
         self.out.reserve(stored_size(data.len()) + 64);
         let mut rest = data;
         loop {
-            let before = deflate.total_in();
+            let (taken, written) = (deflate.total_in(), self.out.len());
             deflate
                 .compress_vec(rest, &mut self.out, FlushCompress::Sync)
                 .map_err(io::Error::other)?;
-            let used = usize::try_from(deflate.total_in() - before).unwrap_or(usize::MAX);
-            rest = rest.get(used..).unwrap_or_default();
+            let used = usize::try_from(deflate.total_in() - taken).unwrap_or(usize::MAX);
+            rest = rest
+                .get(used..)
+                .ok_or_else(|| io::Error::other("deflate took more input than it was given"))?;
             // The flush is complete once all input is taken and output space is left over.
             if rest.is_empty() && self.out.len() < self.out.capacity() {
                 return Ok(());
+            }
+            if used == 0 && self.out.len() == written && self.out.len() < self.out.capacity() {
+                return Err(io::Error::other("deflate made no progress"));
             }
             self.out.reserve(64 * 1024);
         }

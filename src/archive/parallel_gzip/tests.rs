@@ -317,3 +317,17 @@ fn read_and_write_errors_are_returned() {
     let err = gzip(&mut &data[..], &mut Full { room: 50_000 }, 6).expect_err("write error");
     assert_eq!(err.kind(), io::ErrorKind::StorageFull);
 }
+
+#[test]
+fn output_bytes_are_pinned() {
+    // The digest a layer gets is remembered under `Compression::settings()`. If this fails the
+    // bytes changed (block size, thresholds, a zlib-rs upgrade…): bump that string, or old
+    // cache entries would name blobs this code no longer makes.
+    let data = mixed(3 * BLOCK_SIZE + 4321);
+    let (gz, summary) = compress(&data);
+    assert_eq!(summary.stored, 1, "{summary:?}");
+    assert_eq!(
+        crate::oci::Digest::sha256_of(&gz).to_string(),
+        "sha256:8b739000ae5feb33aa795245ba9beb5280586f3cf126bb83cbc927169b5109aa"
+    );
+}
