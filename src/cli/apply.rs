@@ -1,5 +1,6 @@
 //! `mirror apply`: the plan on stdout, progress on stderr (bars or lines), then the summary.
 
+use super::output::note;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -105,7 +106,7 @@ pub async fn run(
         }
     }
     if outcome.interrupted {
-        eprintln!(
+        note!(
             "interrupted: transfers in flight were cancelled and their partial files removed; \
              tags of unfinished images were not moved. Run `mirror apply` again to finish."
         );

@@ -1,5 +1,6 @@
 //! Every error becomes a miette report here, with a `help:` line saying what to do next.
 
+use super::output::note;
 use miette::{miette, Report};
 
 use crate::execute::Outcome;
@@ -29,7 +30,7 @@ pub fn ops(error: OpsError) -> Report {
                     Some(help) => miette!(help = help, "{}", chain(error)),
                     None => miette!("{}", chain(error)),
                 };
-                eprintln!("{report:?}");
+                note!("{report:?}");
             }
             miette!(
                 help = "nothing was transferred; fix the entries above and run again",

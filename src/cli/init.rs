@@ -1,5 +1,6 @@
 //! `mirror init`: a commented starter Mirrorfile, optionally listing the images of a file.
 
+use super::output::note;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,7 +57,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> miette::Result<ExitCode> {
     std::io::Write::write_all(&mut file, text.as_bytes())
         .map_err(|e| miette!("cannot write {}: {e}", path.display()))?;
     if !cli.quiet {
-        eprintln!(
+        note!(
             "Wrote {}. Edit [target], then run `mirror plan`.",
             path.display()
         );

@@ -2,6 +2,7 @@
 //! (`--raw`) the exact manifest bytes. Registry settings (TLS mode, CA) come from the Mirrorfile
 //! when there is one.
 
+use super::output::note;
 use std::fmt::Write;
 use std::process::ExitCode;
 
@@ -175,7 +176,7 @@ async fn archive(
                 names.join(", ")
             ));
         };
-        eprintln!("{}", whose(image.manifest_from, &image.info.digest));
+        note!("{}", whose(image.manifest_from, &image.info.digest));
         print_bytes(image.raw.bytes());
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,5 +1,6 @@
 //! `mirror lock [--update [REF…]]`, and the lock notes every command prints on stderr.
 
+use super::output::note;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -29,10 +30,10 @@ pub async fn resolve_and_write(
         .map_err(miette::Report::new)?;
     if !quiet {
         for warning in &resolution.warnings {
-            eprintln!("warning: {warning}");
+            note!("warning: {warning}");
         }
         if wrote {
-            eprintln!("{}", wrote_line(&resolution));
+            note!("{}", wrote_line(&resolution));
         }
     }
     Ok(resolution)
@@ -85,7 +86,7 @@ pub async fn run(session: &Session, args: &LockArgs, cli: &Cli) -> miette::Resul
         .map_err(miette::Report::new)?;
     for warning in &resolution.warnings {
         if !cli.quiet {
-            eprintln!("warning: {warning}");
+            note!("warning: {warning}");
         }
     }
     let mut out = String::new();

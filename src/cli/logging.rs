@@ -2,6 +2,7 @@
 //! P13), and log lines printed above the progress bars through tracing-indicatif's writer so the
 //! two never garble each other.
 
+use super::output::note;
 use std::io::IsTerminal;
 
 use tracing_indicatif::filter::{hide_indicatif_span_fields, IndicatifFilter};
@@ -59,7 +60,7 @@ pub fn init(cli: &Cli) -> bool {
         registry.try_init()
     };
     if let Err(e) = result {
-        eprintln!("warning: logging not set up: {e}");
+        note!("warning: logging not set up: {e}");
     }
     bars
 }

@@ -20,6 +20,7 @@ mod registries_yaml;
 mod reporter;
 mod schema;
 
+use output::note;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -123,7 +124,10 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Parses the command line, runs the command, and maps the result to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e),
+    };
     crate::registry::install_crypto_provider();
     diagnostics::install_hook();
     let bars = logging::init(&cli);
@@ -133,16 +137,28 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            note!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli, bars)) {
         Ok(code) => code,
         Err(report) => {
-            eprintln!("{report:?}");
+            note!("{report:?}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints a command-line error (or `--help`/`--version`). A usage error exits 1, like every
+/// other error: clap's usual 2 would read as "changes pending" under `plan --detailed-exitcode`,
+/// so a typo in CI would look like an out-of-date mirror.
+fn usage(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -168,7 +184,7 @@ async fn interruptible<T>(work: impl std::future::Future<Output = T>) -> Option<
     tokio::select! {
         value = work => Some(value),
         Ok(()) = tokio::signal::ctrl_c() => {
-            eprintln!("interrupted");
+            note!("interrupted");
             None
         }
     }

@@ -2,6 +2,16 @@
 
 use std::io::{IsTerminal, Write};
 
+/// `eprintln!` that ignores a closed stderr (`mirror plan 2>&1 | head`, quitting `less`):
+/// `eprintln!` panics there, turning a finished run into exit 101.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use note;
+
 /// Writes `text` to stdout. A closed pipe (`mirror plan | head`) is not an error worth a panic.
 pub fn print_stdout(text: &str) {
     let mut out = std::io::stdout().lock();

@@ -1,5 +1,6 @@
 //! `mirror plan`.
 
+use super::output::note;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -49,7 +50,7 @@ pub async fn run(session: &Session, args: &PlanArgs, cli: &Cli) -> miette::Resul
             .save(out)
             .map_err(|e| diagnostics::ops(e.into()))?;
         if !cli.quiet {
-            eprintln!(
+            note!(
                 "Saved the plan to {}; `mirror apply {}` applies exactly this.",
                 out.display(),
                 out.display()

@@ -1,5 +1,6 @@
 //! Plain, line-per-event progress on stderr (for logs, CI and non-terminals).
 
+use super::output::note;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::progress::images_to_write;
@@ -31,10 +32,10 @@ impl Reporter for PlainReporter {
             Event::Progress { bytes, .. } => {
                 self.moved.fetch_add(bytes, Ordering::Relaxed);
             }
-            Event::Finished { task, bytes } => eprintln!("  done {task} ({})", human_bytes(bytes)),
+            Event::Finished { task, bytes } => note!("  done {task} ({})", human_bytes(bytes)),
             Event::ImageDone { target } => {
                 let done = self.images_done.fetch_add(1, Ordering::Relaxed) + 1;
-                eprintln!(
+                note!(
                     "  tagged {target} ({done}/{} images, {} moved)",
                     self.images_total,
                     human_bytes(self.moved.load(Ordering::Relaxed))
@@ -45,11 +46,11 @@ impl Reporter for PlainReporter {
                 attempt,
                 delay,
                 error,
-            } => eprintln!(
+            } => note!(
                 "  retry {attempt} of {task} in {:.1}s: {error}",
                 delay.as_secs_f64()
             ),
-            Event::Failed { task, error } => eprintln!("  FAILED {task}: {error}"),
+            Event::Failed { task, error } => note!("  FAILED {task}: {error}"),
         }
     }
 }

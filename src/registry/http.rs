@@ -146,10 +146,19 @@ impl Transport {
         operation: &str,
     ) -> Result<reqwest::Response, RegistryError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        request
-            .send()
-            .await
-            .map_err(|e| RegistryError::from_reqwest(&self.host, operation, e))
+        let started = std::time::Instant::now();
+        let sent = request.send().await;
+        let took = started.elapsed().as_millis();
+        // `operation` names method, repository and reference or digest; never a URL, which may
+        // carry upload-session state or signed query strings.
+        match &sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                tracing::debug!("{}: {operation}: HTTP {status} ({took} ms)", self.host);
+            }
+            Err(e) => tracing::debug!("{}: {operation}: no answer ({took} ms): {e}", self.host),
+        }
+        sent.map_err(|e| RegistryError::from_reqwest(&self.host, operation, e))
     }
 
     pub fn requests_made(&self) -> u64 {

@@ -129,9 +129,15 @@ async fn resolve_image(
     let drift_warning = pinned.warning;
     let drift = pinned.drift;
     let upstream_digest = match pinned.digest {
-        Some(digest) => digest,
+        Some(digest) => {
+            tracing::info!("{shown}: {digest} (pinned by the lock)");
+            digest
+        }
         None => match source.resolve(reference).await {
-            Ok(digest) => digest,
+            Ok(digest) => {
+                tracing::info!("{shown}: resolved to {digest}");
+                digest
+            }
             Err(e) if e.is_not_found() => {
                 let kind = ResolveErrorKind::NotFound {
                     registry: reference.registry().to_string(),

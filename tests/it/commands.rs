@@ -129,3 +129,72 @@ fn a_mirrorfile_with_nothing_to_mirror_says_so() {
     );
     assert!(stdout(&out).contains("0 to create"), "{}", describe(&out));
 }
+
+#[test]
+fn a_closed_stderr_is_not_a_crash() {
+    let lab = Lab::new();
+    lab.ctx
+        .write_file("mirrorfile.toml", "[target]\nregistry = \"127.0.0.1:1\"\n");
+    // A pipe whose reading end is already gone, as after `mirror plan 2>&1 | head -1`: every
+    // write to it fails with EPIPE.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let warned = lab
+        .ctx
+        .command()
+        .arg("plan")
+        .stderr(writer)
+        .output()
+        .expect("run mirror plan");
+    assert_eq!(
+        warned.status.code(),
+        Some(0),
+        "a warning on a closed stderr"
+    );
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    lab.ctx
+        .write_file("mirrorfile.toml", "[target]\nregistry = 1\n");
+    let failed = lab
+        .ctx
+        .command()
+        .arg("plan")
+        .stderr(writer)
+        .output()
+        .expect("run mirror plan");
+    assert_eq!(failed.status.code(), Some(1), "an error on a closed stderr");
+}
+
+#[test]
+fn verbose_levels_show_resolutions_and_then_every_request() {
+    let lab = Lab::new();
+    let up = lab.up();
+    let image = lab.seed(
+        "lab/verbose:1",
+        &ImageSpec::single("verbose", "linux/amd64"),
+    );
+    lab.write_mirrorfile(None, &format!("[[images]]\nref = \"{up}/lab/verbose:1\"\n"));
+    let quiet = lab.ctx.cmd_ok(&["plan"]);
+    assert!(
+        !stderr(&quiet).contains("resolved to"),
+        "{}",
+        describe(&quiet)
+    );
+    std::fs::remove_file(lab.ctx.work().join("mirrorfile.lock")).expect("remove the lock");
+    let info = lab.ctx.cmd_ok(&["plan", "-v"]);
+    let wanted = format!("{up}/lab/verbose:1: resolved to {}", image.digest);
+    assert!(stderr(&info).contains(&wanted), "{}", describe(&info));
+    assert!(
+        !stderr(&info).contains("HEAD manifest"),
+        "{}",
+        describe(&info)
+    );
+    let debug = lab.ctx.cmd_ok(&["plan", "-vv"]);
+    let request = format!("{up}: HEAD manifest lab/verbose:1: HTTP 200");
+    assert!(stderr(&debug).contains(&request), "{}", describe(&debug));
+    assert!(
+        stderr(&debug).contains("pinned by the lock"),
+        "{}",
+        describe(&debug)
+    );
+}

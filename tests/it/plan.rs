@@ -1,6 +1,6 @@
 //! `mirror plan`: what would change and how many bytes would move, without touching the target.
 
-use crate::support::context::describe;
+use crate::support::context::{describe, stderr};
 use crate::support::images::{total_size, ImageSpec};
 use crate::support::lab::{image_entry, num, Lab};
 use crate::support::skopeo;
@@ -152,4 +152,18 @@ fn a_moved_upstream_tag_is_an_update() {
     assert_eq!(num(&report["summary"], "bytes_pushed"), new.blob_bytes());
     let raw = skopeo::inspect_raw(&format!("{}/lab/tiny:1.0", lab.tgt()));
     assert_eq!(raw, new.bytes);
+}
+
+#[test]
+fn a_mistyped_flag_exits_1_never_the_changes_pending_code() {
+    let lab = Lab::new();
+    let out = lab.ctx.cmd(&["plan", "--detailed-exitcode", "--lockd"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("a similar argument exists: '--locked'"),
+        "{}",
+        describe(&out)
+    );
+    let help = lab.ctx.cmd(&["plan", "--help"]);
+    assert_eq!(help.status.code(), Some(0), "{}", describe(&help));
 }
