@@ -61,7 +61,7 @@ pub enum InspectError {
     },
     #[error("{path} is not a bundle or OCI layout: {detail}")]
     BadIndex { path: String, detail: String },
-    #[error("{path}: index.json names an image {source}")]
+    #[error("{path}: an image name in index.json cannot be used: {source}")]
     BadName { path: String, source: RefNameError },
 }
 

@@ -56,10 +56,15 @@ impl From<TlsArg> for TlsMode {
     }
 }
 
-fn error(e: inspect::InspectError) -> miette::Report {
+/// `local`: REF is a directory (`oci:`), so network advice would mislead.
+fn error(e: inspect::InspectError, local: bool) -> miette::Report {
     let help = match &e {
         inspect::InspectError::BadReference { .. } => {
             "write a reference like `docker.io/rancher/pause:3.1`, `oci:DIR:TAG` or `archive:FILE`"
+        }
+        inspect::InspectError::Client { .. } | inspect::InspectError::Read { .. } if local => {
+            "`oci:DIR:NAME` picks an image by a name the layout lists; `mirror bundle inspect DIR` \
+             lists everything in it"
         }
         inspect::InspectError::Client { .. } | inspect::InspectError::Read { .. } => {
             "check the name and that the registry is reachable; TLS and CA settings come from \
@@ -74,7 +79,9 @@ fn error(e: inspect::InspectError) -> miette::Report {
 }
 
 pub async fn run(cli: &Cli, args: &InspectArgs) -> miette::Result<ExitCode> {
-    let location: Location = args.reference.parse().map_err(error)?;
+    let location: Location = args.reference.parse().map_err(|e| error(e, false))?;
+    let local = matches!(location, Location::OciDir { .. });
+    let error = |e| error(e, local);
     // The Mirrorfile's [registry."host"] settings, when there is a Mirrorfile.
     let model = if cli.file.exists() {
         Some(crate::mirrorfile::load(&cli.file).map_err(miette::Report::new)?)
@@ -164,7 +171,7 @@ async fn archive(
     })
     .await
     .map_err(|e| miette!("inspect stopped: {e}"))?
-    .map_err(|e| error(e.into()))?;
+    .map_err(|e| error(e.into(), true))?;
     if args.raw {
         let [image] = found.images.as_slice() else {
             let names: Vec<String> = found.images.iter().flat_map(|i| i.names.clone()).collect();

@@ -35,10 +35,17 @@ pub enum LayoutError {
     },
     #[error("{path} is not an OCI layout or bundle: {detail}")]
     BadIndex { path: PathBuf, detail: String },
-    #[error("{path}: index.json names an image {source}")]
+    #[error("{path}: an image name in index.json cannot be used: {source}")]
     BadName { path: PathBuf, source: RefNameError },
     #[error("{layout} has no image named `{name}`")]
     NotFound { layout: String, name: String },
+    /// No name was given and the layout holds more than one image.
+    #[error("{layout} holds {count} images; name the one you mean (`oci:DIR:NAME`): {names}")]
+    WhichImage {
+        layout: String,
+        count: usize,
+        names: String,
+    },
     #[error("{layout} lacks blob {digest}, which its images need")]
     BlobMissing { layout: String, digest: Digest },
     #[error("bundle {bundle}: {entry} holds bytes that hash to {actual} ({size} bytes), not to its name: the bundle is damaged, nothing was pushed")]
@@ -264,13 +271,16 @@ impl LayoutSource {
             } else {
                 names.join(", ")
             };
-            let name = match name {
-                Some(name) => name.to_string(),
-                None => format!("(none given, and it holds {} images)", entries.len()),
-            };
-            LayoutError::NotFound {
-                layout: format!("{}; names in it: {names}", self.label),
-                name,
+            match name {
+                Some(name) => LayoutError::NotFound {
+                    layout: format!("{} (names in it: {names})", self.label),
+                    name: name.to_string(),
+                },
+                None => LayoutError::WhichImage {
+                    layout: self.label.clone(),
+                    count: entries.len(),
+                    names,
+                },
             }
         })
     }

@@ -291,6 +291,19 @@ impl SourceFile {
                 )
                 .with_help(format!("write {expected} here"));
         }
+        if let Some(rest) = msg.strip_prefix("invalid value: ") {
+            let (found, expected) = rest
+                .split_once(", expected ")
+                .unwrap_or((rest, "another value"));
+            return self
+                .error(
+                    ErrorKind::Invalid,
+                    span,
+                    format!("invalid value: found {found}, expected {expected}"),
+                    "not an accepted value",
+                )
+                .with_help(format!("write {expected} here"));
+        }
         if msg == "duplicate key" {
             return self
                 .error(ErrorKind::Syntax, span, "duplicate key", "set again here")

@@ -62,8 +62,14 @@ pub(crate) fn read_text_file(path: &Path) -> std::io::Result<String> {
             format!("it is larger than {MAX_TEXT_FILE_BYTES} bytes, far more than any Mirrorfile or image list"),
         ));
     }
-    String::from_utf8(bytes)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"))
+    let text = String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text")
+    })?;
+    // Windows editors start UTF-8 files with a byte-order mark; it is not part of the text.
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// Reads and lowers the Mirrorfile at `path`.

@@ -119,6 +119,11 @@ fn an_entry_can_take_all_platforms_when_defaults_narrow_them() {
         &[],
     );
     assert!(err.message().contains(r#"or "all""#), "{}", err.message());
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Invalid,
+        "a value error, not a syntax error"
+    );
 }
 
 #[test]
@@ -185,6 +190,13 @@ fn list_files_expand_in_place() {
     assert_eq!(pause.platforms, platforms(&["linux/arm64"]));
     assert_eq!(pause.index_mode, IndexMode::Sparse);
     assert_eq!(model.images[0].platforms, PlatformSelection::All);
+}
+
+#[test]
+fn a_byte_order_mark_is_not_part_of_the_text() {
+    let text = format!("\u{feff}{TARGET}[[images]]\nlist = \"win.txt\"\n");
+    let (_dir, model) = lower(&text, &[("win.txt", "\u{feff}a.io/x:1\r\na.io/y:2\r\n")]);
+    assert_eq!(names(&model), ["a.io/x:1 -> x:1", "a.io/y:2 -> y:2"]);
 }
 
 #[test]

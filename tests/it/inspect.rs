@@ -103,6 +103,20 @@ fn inspect_oci_layout_and_clear_errors() {
         err.contains("no image named `nope`") && err.contains("v2"),
         "{err}"
     );
+    assert!(
+        !err.contains("registry is reachable"),
+        "no network advice: {err}"
+    );
+
+    // No name, two images: which ones, and how to pick.
+    skopeo::copy_to_oci_dir(&format!("{up}/lab/multi:2.0"), &dir, "v2-again");
+    let out = lab.ctx.cmd(&["inspect", &format!("oci:{}", dir.display())]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = squash(&stderr(&out));
+    assert!(
+        err.contains("holds 2 images; name the one you mean (`oci:DIR:NAME`): v2, v2-again"),
+        "{err}"
+    );
 
     // A missing tag on a registry names the image and the host.
     lab.write_mirrorfile(None, "");
@@ -240,4 +254,15 @@ fn inspect_archive_lists_images_and_raw_is_what_mirror_pushes() {
             .contains("file name says amd64"),
         "{found:#}"
     );
+}
+
+/// stderr with miette's line wrapping undone.
+fn squash(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            l.trim_start_matches(|c: char| c == ' ' || c == '|')
+                .trim_end()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
