@@ -259,10 +259,7 @@ fn inspect_archive_lists_images_and_raw_is_what_mirror_pushes() {
 /// stderr with miette's line wrapping undone.
 fn squash(text: &str) -> String {
     text.lines()
-        .map(|l| {
-            l.trim_start_matches(|c: char| c == ' ' || c == '|')
-                .trim_end()
-        })
+        .map(|l| l.trim_start_matches([' ', '|']).trim_end())
         .collect::<Vec<_>>()
         .join(" ")
 }
