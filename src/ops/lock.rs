@@ -80,7 +80,7 @@ impl Session {
                 Err(e) => errors.push(e),
             }
         }
-        let images = resolve::images_of(&self.images, &repositories);
+        let (images, shadowed) = resolve::merged(&self.images, &repositories);
         let results =
             resolve::resolve_all_with(&images, &self.probing_sources, &self.store, &policy).await;
         let mut resolved = Vec::with_capacity(results.len());
@@ -123,6 +123,7 @@ impl Session {
         let mut warnings: Vec<String> = repositories
             .iter()
             .flat_map(|r| r.warnings.iter().cloned())
+            .chain(shadowed)
             .collect();
         let model = &self.model;
         if model.images.is_empty()

@@ -32,7 +32,7 @@ use fetch::Ctx;
 pub use image::{ArchivePlatform, Drift, ManifestNeed, Provenance, ResolvedImage};
 pub use pinned::{lockfile, written_path, LocalFile};
 pub use policy::{Policy, Refresh, Selector};
-pub use repository::{expand, images_of, ExpandedRepository};
+pub use repository::{expand, images_of, merged, ExpandedRepository};
 pub use select::{select, Selection};
 use walk::{image_need, walk_index};
 

@@ -1,12 +1,13 @@
 //! Whole repositories → images: the tag set comes from the lock when it has the entry (same
 //! repository, same filter), else from the source's tag list through the filter.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use futures_util::{stream, StreamExt};
 
 use super::{Policy, ResolveError, ResolveErrorKind, Sources};
-use crate::model::{ImageSource, RepositorySource};
+use crate::model::{ImageSource, Origin, RepositorySource};
+use crate::oci::Reference;
 
 /// One repository entry with the tags it stands for.
 #[derive(Debug, Clone)]
@@ -85,20 +86,51 @@ async fn expand_one(
 /// The images of expanded repositories, after `explicit` ones: a tag an explicit entry already
 /// mirrors to the same target is left to that entry (its settings are the more specific).
 pub fn images_of(explicit: &[ImageSource], expanded: &[ExpandedRepository]) -> Vec<ImageSource> {
-    let mut taken: BTreeSet<(String, Option<String>)> = explicit
-        .iter()
-        .map(|i| (i.target_repository.clone(), i.target_tag.clone()))
-        .collect();
+    merged(explicit, expanded).0
+}
+
+/// [`images_of`], and a warning for every repository tag an explicit entry shadows with other
+/// content (an entry whose `to` lands on a tag the filter chose): the filter's copy is dropped,
+/// which must not happen silently.
+pub fn merged(
+    explicit: &[ImageSource],
+    expanded: &[ExpandedRepository],
+) -> (Vec<ImageSource>, Vec<String>) {
+    // Target (repository, tag) → the source reference that has it, and where it is declared.
+    let mut taken: BTreeMap<(String, Option<String>), (Reference, Origin)> = BTreeMap::new();
+    for image in explicit {
+        taken
+            .entry((image.target_repository.clone(), image.target_tag.clone()))
+            .or_insert_with(|| (image.reference.clone(), image.origin.clone()));
+    }
     let mut out = explicit.to_vec();
+    let mut warnings = Vec::new();
     for repo in expanded {
         for tag in &repo.tags {
             let Some(image) = repo.source.image(tag) else {
                 continue;
             };
-            if taken.insert((image.target_repository.clone(), image.target_tag.clone())) {
-                out.push(image);
+            let key = (image.target_repository.clone(), image.target_tag.clone());
+            match taken.get(&key) {
+                None => {
+                    taken.insert(key, (image.reference.clone(), image.origin.clone()));
+                    out.push(image);
+                }
+                Some((reference, origin)) if *reference != image.reference => {
+                    warnings.push(format!(
+                        "{}:{} is also chosen by the repository filter declared at {} (from {}), \
+                         but the entry declared at {} copies {} there; keeping that entry",
+                        key.0,
+                        key.1.as_deref().unwrap_or(""),
+                        repo.source.origin,
+                        image.reference,
+                        origin,
+                        reference
+                    ));
+                }
+                Some(_) => {}
             }
         }
     }
-    out
+    (out, warnings)
 }

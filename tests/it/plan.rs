@@ -167,3 +167,43 @@ fn a_mistyped_flag_exits_1_never_the_changes_pending_code() {
     let help = lab.ctx.cmd(&["plan", "--help"]);
     assert_eq!(help.status.code(), Some(0), "{}", describe(&help));
 }
+
+#[test]
+fn an_entry_that_takes_a_tag_a_repository_filter_chose_is_warned_about() {
+    let lab = Lab::new();
+    let up = lab.up();
+    lab.seed(
+        "lab/tiny:1.0",
+        &ImageSpec::single("shadow-tiny", "linux/amd64"),
+    );
+    let other = lab.seed(
+        "lab/other:7",
+        &ImageSpec::single("shadow-other", "linux/amd64"),
+    );
+    lab.write_mirrorfile(
+        None,
+        &format!(
+            "[[images]]\nrepository = \"{up}/lab/tiny\"\ntags = {{ regex = '^1\\.0$' }}\n\n\
+             [[images]]\nref = \"{up}/lab/other:7\"\nto = \"lab/tiny:1.0\"\n"
+        ),
+    );
+    let out = lab.ctx.cmd(&["plan", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let err = stderr(&out).replace('\n', " ");
+    assert!(
+        err.contains("lab/tiny:1.0 is also chosen by the repository filter declared at")
+            && err.contains("but the entry declared at")
+            && err.contains(&format!(
+                "copies {up}/lab/other:7 there; keeping that entry"
+            )),
+        "{err}"
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan --json is JSON");
+    let images = plan["images"].as_array().expect("images");
+    assert_eq!(images.len(), 1, "{plan:#}");
+    assert_eq!(
+        images[0]["source_digest"],
+        other.digest.as_str(),
+        "{plan:#}"
+    );
+}
