@@ -44,11 +44,16 @@ async fn expand_one(
         kind: Box::new(kind),
     };
     if let Some(locked) = policy.locked_tags(repo) {
+        let warnings = if policy.check_drift {
+            tag_drift(repo, &locked.tags, sources).await
+        } else {
+            Vec::new()
+        };
         return Ok(ExpandedRepository {
             source: repo.clone(),
             tags: locked.tags.clone(),
             from_lock: true,
-            warnings: Vec::new(),
+            warnings,
         });
     }
     if policy.locked {
@@ -81,6 +86,47 @@ async fn expand_one(
         from_lock: false,
         warnings,
     })
+}
+
+/// What the filter would choose upstream now, against the locked tags: `plan` says so (one tag
+/// list request per repository, as drift costs one HEAD per pinned tag), so a `latest = 3` user
+/// learns of a new release without the lock changing under them. A failed listing is no drift.
+async fn tag_drift(repo: &RepositorySource, locked: &[String], sources: &Sources) -> Vec<String> {
+    let Some(source) = sources.get(&repo.registry) else {
+        return Vec::new();
+    };
+    let Ok(listed) = source.list_tags(&repo.repository).await else {
+        return Vec::new();
+    };
+    let now = repo.filter.choose(&listed).tags;
+    let added: Vec<&str> = now
+        .iter()
+        .filter(|t| !locked.contains(t))
+        .map(String::as_str)
+        .collect();
+    let dropped: Vec<&str> = locked
+        .iter()
+        .filter(|t| !now.contains(t))
+        .map(String::as_str)
+        .collect();
+    if added.is_empty() && dropped.is_empty() {
+        return Vec::new();
+    }
+    let mut change = Vec::new();
+    if !added.is_empty() {
+        change.push(format!("would add {}", added.join(", ")));
+    }
+    if !dropped.is_empty() {
+        change.push(format!("would drop {}", dropped.join(", ")));
+    }
+    vec![format!(
+        "{}: upstream tags moved on: {} {}; keeping the locked tags (`mirror lock --update {}` \
+         takes them)",
+        repo.name(),
+        repo.filter.describe(),
+        change.join(" and "),
+        repo.name()
+    )]
 }
 
 /// The images of expanded repositories, after `explicit` ones: a tag an explicit entry already

@@ -207,3 +207,38 @@ fn an_entry_that_takes_a_tag_a_repository_filter_chose_is_warned_about() {
         "{plan:#}"
     );
 }
+
+#[test]
+fn plan_tells_of_new_tags_a_locked_repository_filter_would_choose() {
+    let lab = Lab::new();
+    let up = lab.up();
+    for tag in ["1.0", "1.1"] {
+        lab.seed(
+            &format!("lab/rel:{tag}"),
+            &ImageSpec::single(&format!("rel-{tag}"), "linux/amd64"),
+        );
+    }
+    lab.write_mirrorfile(
+        None,
+        &format!("[[images]]\nrepository = \"{up}/lab/rel\"\ntags = {{ latest = 2 }}\n"),
+    );
+    lab.ctx.cmd_ok(&["lock"]);
+    let locked = lab.ctx.read_file("mirrorfile.lock");
+    let quiet = lab.ctx.cmd_ok(&["plan"]);
+    assert!(!stderr(&quiet).contains("moved on"), "{}", describe(&quiet));
+
+    lab.seed("lab/rel:1.2", &ImageSpec::single("rel-1.2", "linux/amd64"));
+    let out = lab.ctx.cmd_ok(&["plan"]);
+    let err = stderr(&out).replace('\n', " ");
+    assert!(
+        err.contains(&format!("{up}/lab/rel: upstream tags moved on"))
+            && err.contains("would add 1.2 and would drop 1.0")
+            && err.contains(&format!("`mirror lock --update {up}/lab/rel`")),
+        "{err}"
+    );
+    assert_eq!(
+        lab.ctx.read_file("mirrorfile.lock"),
+        locked,
+        "the lock keeps its tags"
+    );
+}
