@@ -114,14 +114,14 @@ async fn tag_drift(repo: &RepositorySource, locked: &[String], sources: &Sources
     }
     let mut change = Vec::new();
     if !added.is_empty() {
-        change.push(format!("would add {}", added.join(", ")));
+        change.push(format!("add {}", added.join(", ")));
     }
     if !dropped.is_empty() {
-        change.push(format!("would drop {}", dropped.join(", ")));
+        change.push(format!("drop {}", dropped.join(", ")));
     }
     vec![format!(
-        "{}: upstream tags moved on: {} {}; keeping the locked tags (`mirror lock --update {}` \
-         takes them)",
+        "{}: upstream tags moved on: the filter `{}` would now {}; keeping the locked tags \
+         (`mirror lock --update {}` takes them)",
         repo.name(),
         repo.filter.describe(),
         change.join(" and "),

@@ -232,7 +232,7 @@ fn plan_tells_of_new_tags_a_locked_repository_filter_would_choose() {
     let err = stderr(&out).replace('\n', " ");
     assert!(
         err.contains(&format!("{up}/lab/rel: upstream tags moved on"))
-            && err.contains("would add 1.2 and would drop 1.0")
+            && err.contains("the filter `latest = 2` would now add 1.2 and drop 1.0")
             && err.contains(&format!("`mirror lock --update {up}/lab/rel`")),
         "{err}"
     );
