@@ -84,7 +84,7 @@ pub async fn run(
     drop(reporter);
     let requests = session.requests();
     // A bundle target is written only when everything went in: it must hold exactly the plan.
-    let bundle = if outcome.failures.is_empty() {
+    let bundle = if outcome.complete() {
         session.finish().await.map_err(diagnostics::ops)?
     } else {
         None

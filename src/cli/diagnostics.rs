@@ -3,7 +3,7 @@
 use super::output::note;
 use miette::{miette, Report};
 
-use crate::execute::Outcome;
+use crate::execute::{Outcome, TaskError};
 use crate::ops::OpsError;
 use crate::plan::Plan;
 
@@ -47,24 +47,44 @@ pub fn ops(error: OpsError) -> Report {
     }
 }
 
-/// The failures of an apply.
+/// The failures of an apply: each real failure on its line, and tasks that failed only because
+/// a host had already been given up on ([`TaskError::HostDown`]) as one line per host.
 pub fn failures(plan: &Plan, outcome: &Outcome) -> Report {
-    let lines: Vec<String> = outcome
-        .failures
-        .iter()
-        .map(|f| {
-            let image = plan
-                .images
-                .get(f.image)
-                .map(|i| format!("{} → {}", i.resolved.source.display(), i.target))
-                .unwrap_or_default();
-            format!("  × {image}: {}: {}", f.task, chain(&f.error))
-        })
-        .collect();
+    let mut lines = Vec::new();
+    // host → (tasks skipped, why the host was given up on), in order of first appearance.
+    let mut down: Vec<(&str, usize, &str)> = Vec::new();
+    for f in &outcome.failures {
+        if let TaskError::HostDown { host, cause } = &f.error {
+            match down.iter_mut().find(|(h, _, _)| h == host) {
+                Some(entry) => entry.1 += 1,
+                None => down.push((host, 1, cause)),
+            }
+            continue;
+        }
+        let image = plan
+            .images
+            .get(f.image)
+            .map(|i| format!("{} → {}", i.resolved.source.display(), i.target))
+            .unwrap_or_default();
+        lines.push(format!("  × {image}: {}: {}", f.task, chain(&f.error)));
+    }
+    let failed = lines.len();
+    let skipped: usize = down.iter().map(|(_, n, _)| n).sum();
+    for (host, n, cause) in &down {
+        let more = if failed > 0 { " more" } else { "" };
+        lines.push(format!(
+            "  × {n}{more} task(s) skipped: {host} is unreachable ({})",
+            escape_controls(cause)
+        ));
+    }
+    let headline = match (failed, skipped) {
+        (_, 0) => format!("{failed} task(s) failed"),
+        (0, _) => format!("{skipped} task(s) failed on an unreachable host"),
+        _ => format!("{failed} task(s) failed, {skipped} more skipped on an unreachable host"),
+    };
     miette!(
         help = "tags of failed images were not moved; run `mirror apply` again to finish (nothing already done is repeated)",
-        "{} task(s) failed:\n{}",
-        outcome.failures.len(),
+        "{headline}:\n{}",
         lines.join("\n")
     )
 }

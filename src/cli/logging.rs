@@ -18,10 +18,11 @@ use super::{Cli, ProgressMode};
 
 /// Installs the global subscriber; returns whether progress bars are to be drawn.
 pub fn init(cli: &Cli) -> bool {
+    // Bars are drawn only on a terminal (indicatif hides them anywhere else), so `bars` into a
+    // pipe or file falls back to plain lines rather than showing nothing.
     let bars = !cli.quiet
         && match cli.progress {
-            ProgressMode::Bars => true,
-            ProgressMode::Auto => std::io::stderr().is_terminal(),
+            ProgressMode::Bars | ProgressMode::Auto => std::io::stderr().is_terminal(),
             ProgressMode::Plain | ProgressMode::None => false,
         };
     let default = match (cli.quiet, cli.verbose) {

@@ -84,7 +84,8 @@ pub struct Cli {
 pub enum ProgressMode {
     /// Bars when stderr is a terminal, plain lines otherwise.
     Auto,
-    /// Progress bars (overall bytes and images, the largest transfers, ETA).
+    /// Progress bars (overall bytes and images, the largest transfers, ETA); plain lines when
+    /// stderr is not a terminal, where bars cannot be drawn.
     Bars,
     /// One line per event, for logs and CI.
     Plain,

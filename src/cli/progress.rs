@@ -135,7 +135,7 @@ impl Reporter for Bars {
                 }
                 self.update_overall(&mut state);
             }
-            Event::Failed { task, .. } => {
+            Event::Failed { task, .. } | Event::Skipped { task, .. } => {
                 state.transfers.remove(&task);
             }
             Event::ImageDone { .. } => {

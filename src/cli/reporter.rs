@@ -11,8 +11,10 @@ use crate::report::human_bytes;
 pub struct PlainReporter {
     images_total: u64,
     images_done: AtomicU64,
-    /// Bytes streamed so far (from `Progress` events), shown with each finished image.
-    moved: AtomicU64,
+    /// Blob bytes of finished downloads and uploads, shown with each finished image (mounts
+    /// move nothing through us and count for neither).
+    fetched: AtomicU64,
+    pushed: AtomicU64,
 }
 
 impl PlainReporter {
@@ -20,7 +22,8 @@ impl PlainReporter {
         PlainReporter {
             images_total: images_to_write(plan),
             images_done: AtomicU64::new(0),
-            moved: AtomicU64::new(0),
+            fetched: AtomicU64::new(0),
+            pushed: AtomicU64::new(0),
         }
     }
 }
@@ -28,17 +31,23 @@ impl PlainReporter {
 impl Reporter for PlainReporter {
     fn event(&self, event: Event) {
         match event {
-            Event::Started { .. } => {}
-            Event::Progress { bytes, .. } => {
-                self.moved.fetch_add(bytes, Ordering::Relaxed);
+            Event::Started { .. } | Event::Progress { .. } => {}
+            Event::Finished { task, bytes } => {
+                // Task names start with what they do (`Task::describe`).
+                if task.starts_with("fetch ") {
+                    self.fetched.fetch_add(bytes, Ordering::Relaxed);
+                } else if task.starts_with("push ") && !task.starts_with("push manifest ") {
+                    self.pushed.fetch_add(bytes, Ordering::Relaxed);
+                }
+                note!("  done {task} ({})", human_bytes(bytes))
             }
-            Event::Finished { task, bytes } => note!("  done {task} ({})", human_bytes(bytes)),
             Event::ImageDone { target } => {
                 let done = self.images_done.fetch_add(1, Ordering::Relaxed) + 1;
                 note!(
-                    "  tagged {target} ({done}/{} images, {} moved)",
+                    "  tagged {target} ({done}/{} images; fetched {}, pushed {} so far)",
                     self.images_total,
-                    human_bytes(self.moved.load(Ordering::Relaxed))
+                    human_bytes(self.fetched.load(Ordering::Relaxed)),
+                    human_bytes(self.pushed.load(Ordering::Relaxed))
                 );
             }
             Event::Retrying {
@@ -51,6 +60,8 @@ impl Reporter for PlainReporter {
                 delay.as_secs_f64()
             ),
             Event::Failed { task, error } => note!("  FAILED {task}: {error}"),
+            // The first failure on that host said it all.
+            Event::Skipped { .. } => {}
         }
     }
 }

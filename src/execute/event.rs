@@ -37,6 +37,12 @@ pub enum Event {
         task: String,
         error: String,
     },
+    /// A task failed because `host` is unreachable, after a `Failed` already said so for an
+    /// earlier task: reporters drop its per-task state and print nothing.
+    Skipped {
+        task: String,
+        host: String,
+    },
 }
 
 pub trait Reporter: Send + Sync {

@@ -9,7 +9,7 @@ pub mod event;
 pub mod retry;
 mod run_task;
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -75,20 +75,38 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
+impl Outcome {
+    /// Whether everything the plan asked for was done: nothing failed and no Ctrl-C.
+    pub fn complete(&self) -> bool {
+        self.failures.is_empty() && !self.interrupted
+    }
+}
+
 /// One failed task.
 #[derive(Debug)]
 pub struct Failure {
     pub image: usize,
+    /// The task's node in the plan's graph (`None` only for a task that crashed unidentified),
+    /// so reports can tell which other images it blocked.
+    pub node: Option<NodeIndex>,
     pub task: String,
     pub error: TaskError,
 }
 
 impl Clone for Failure {
     fn clone(&self) -> Self {
+        let error = match &self.error {
+            TaskError::HostDown { host, cause } => TaskError::HostDown {
+                host: host.clone(),
+                cause: cause.clone(),
+            },
+            other => TaskError::Message(other.to_string()),
+        };
         Failure {
             image: self.image,
+            node: self.node,
             task: self.task.clone(),
-            error: TaskError::Message(self.error.to_string()),
+            error,
         }
     }
 }
@@ -192,6 +210,11 @@ pub async fn execute_until(
         ..Outcome::default()
     };
     let mut running: JoinSet<(NodeIndex, Result<(), TaskError>)> = JoinSet::new();
+    // Which node each running task is, so even a task that panicked is blamed on its image.
+    let mut spawned: HashMap<tokio::task::Id, NodeIndex> = HashMap::new();
+    // Hosts whose first `HostDown` failure was reported: the rest fail quietly (one line per
+    // host instead of one per task when a registry goes away mid-run).
+    let mut down_reported: HashSet<String> = HashSet::new();
     let jobs = options.jobs.max(1);
     loop {
         while running.len() < jobs {
@@ -200,10 +223,11 @@ pub async fn execute_until(
             };
             let task = graph[node].task.clone();
             let shared = shared.clone();
-            running.spawn(async move { (node, run_task::run(&task, &shared).await) });
+            let handle = running.spawn(async move { (node, run_task::run(&task, &shared).await) });
+            spawned.insert(handle.id(), node);
         }
         let joined = tokio::select! {
-            joined = running.join_next() => joined,
+            joined = running.join_next_with_id() => joined,
             () = &mut stop => {
                 running.abort_all();
                 while running.join_next().await.is_some() {}
@@ -215,12 +239,21 @@ pub async fn execute_until(
             break;
         };
         let (node, result) = match joined {
-            Ok(pair) => pair,
+            Ok((id, pair)) => {
+                spawned.remove(&id);
+                pair
+            }
             Err(panic) => {
                 // A task panicked: that is a bug, but it must not take the run down silently.
+                let node = spawned.remove(&panic.id());
+                let (image, task) = match node {
+                    Some(n) => (graph[n].image, graph[n].task.describe()),
+                    None => (0, "internal task".into()),
+                };
                 outcome.failures.push(Failure {
-                    image: 0,
-                    task: "internal task".into(),
+                    image,
+                    node,
+                    task,
                     error: TaskError::Message(format!("task crashed: {panic}")),
                 });
                 continue;
@@ -250,12 +283,26 @@ pub async fn execute_until(
                 }
             }
             Err(error) => {
-                shared.reporter.event(Event::Failed {
-                    task: task.task.describe(),
-                    error: error.to_string(),
-                });
+                let event = match &error {
+                    TaskError::HostDown { host, .. } if !down_reported.insert(host.clone()) => {
+                        Event::Skipped {
+                            task: task.task.describe(),
+                            host: host.clone(),
+                        }
+                    }
+                    TaskError::HostDown { .. } => Event::Failed {
+                        task: task.task.describe(),
+                        error: format!("{error}; later tasks that need it fail without a line"),
+                    },
+                    _ => Event::Failed {
+                        task: task.task.describe(),
+                        error: error.to_string(),
+                    },
+                };
+                shared.reporter.event(event);
                 outcome.failures.push(Failure {
                     image: task.image,
+                    node: Some(node),
                     task: task.task.describe(),
                     error,
                 });

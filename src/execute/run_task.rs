@@ -101,9 +101,10 @@ pub(super) async fn run(task: &Task, shared: &Shared) -> Result<(), TaskError> {
     let result = with_retries(shared.retry, once, on_retry)
         .await
         .map_err(|(last, attempts)| {
-            if attempts > 1 {
+            // A host found down between attempts is the whole story: no "gave up after" wrapper.
+            if attempts > 1 && !matches!(last, TaskError::HostDown { .. }) {
                 if let Some(host) = last.unreachable_host() {
-                    let cause = format!("gave up on it after {attempts} attempts: {last}");
+                    let cause = format!("gave up after {attempts} attempts: {last}");
                     shared.mark_down(host, cause);
                 }
                 TaskError::GaveUp {

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::human_bytes;
+use super::status::{self, Status};
 use crate::execute::Outcome;
 use crate::plan::{Action, ImagePlan, Plan, Totals};
 use crate::resolve::Provenance;
@@ -189,34 +190,26 @@ pub fn apply_summary(
     elapsed: Duration,
     style: Style,
 ) -> String {
-    let t = plan.totals();
-    let failed = outcome.failures.len();
-    let headline = if failed == 0 {
+    let statuses = status::image_statuses(plan, outcome);
+    let n = status::counts(plan, &statuses);
+    let headline = if outcome.interrupted {
+        style.red("Apply INTERRUPTED")
+    } else if outcome.failures.is_empty() && n.failed == 0 {
         style.green("Apply complete")
     } else {
         style.red("Apply FAILED")
     };
-    let mut out = if failed == 0 {
+    let not_done = n.failed + n.not_done;
+    let mut out = if outcome.complete() && not_done == 0 {
         format!(
             "{headline}: {} created, {} updated, {} unchanged.\n",
-            t.create, t.update, t.unchanged
+            n.created, n.updated, n.unchanged
         )
     } else {
         // Count what really happened: an image whose tag was not pushed was not created.
-        let mut done = (0, 0);
-        let mut failed_images = 0;
-        for (i, image) in plan.images.iter().enumerate() {
-            let pushed = outcome.roots_pushed.get(i).copied().unwrap_or(false);
-            match image.action {
-                Action::Create if pushed => done.0 += 1,
-                Action::Update if pushed => done.1 += 1,
-                Action::Create | Action::Update => failed_images += 1,
-                Action::Unchanged => {}
-            }
-        }
         format!(
-            "{headline}: {} created, {} updated, {} unchanged, {failed_images} not done.\n",
-            done.0, done.1, t.unchanged
+            "{headline}: {} created, {} updated, {} unchanged, {not_done} not done.\n",
+            n.created, n.updated, n.unchanged
         )
     };
     let _ = writeln!(
@@ -236,5 +229,17 @@ pub fn apply_summary(
         requests,
         elapsed.as_secs_f64()
     );
+    if not_done > 0 {
+        let _ = writeln!(out, "Not done:");
+        for (image, st) in plan.images.iter().zip(&statuses) {
+            let sign = match st.status {
+                Status::Ok => continue,
+                Status::Failed => style.red("×"),
+                Status::NotDone => style.yellow("-"),
+            };
+            let reason = st.reason.as_deref().unwrap_or("");
+            let _ = writeln!(out, "  {sign} {}  ({reason})", image.target);
+        }
+    }
     out
 }

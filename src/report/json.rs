@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::status;
 use crate::execute::Outcome;
 use crate::plan::{Action, ImagePlan, Plan, Totals};
 use crate::resolve::archives::ArchiveStats;
@@ -149,8 +150,12 @@ pub struct ApplyImage {
     pub source_digest: String,
     pub target_digest: String,
     pub platforms: Vec<String>,
-    /// `ok`, or `failed` when something of this image could not be pushed.
+    /// `ok` (the tag holds the image), `failed` (a task this image needs failed) or `not_done`
+    /// (interrupted before its tag was pushed).
     pub status: &'static str,
+    /// Why the status is not `ok`: the failed task, `blocked by a failed task of <image>`, or
+    /// the interruption. `null` for `ok`.
+    pub reason: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -164,20 +169,25 @@ pub struct ApplySummary {
     pub blobs_skipped: u64,
     pub manifests_pushed: u64,
     pub requests: u64,
+    /// Images whose status is `failed`.
     pub failed: u64,
+    /// Images whose status is `not_done`.
+    pub not_done: u64,
+    /// The run was stopped (Ctrl-C) before it finished.
+    pub interrupted: bool,
     pub archives: ArchiveStats,
 }
 
 pub fn apply(plan: &Plan, outcome: &Outcome, requests: u64) -> ApplyDoc {
-    let failed_images: std::collections::BTreeSet<usize> =
-        outcome.failures.iter().map(|f| f.image).collect();
+    let statuses = status::image_statuses(plan, outcome);
+    let counts = status::counts(plan, &statuses);
     ApplyDoc {
         version: VERSION,
         images: plan
             .images
             .iter()
-            .enumerate()
-            .map(|(i, image)| ApplyImage {
+            .zip(&statuses)
+            .map(|(image, st)| ApplyImage {
                 source: image.resolved.source.display(),
                 target: image.target.clone(),
                 action: image.action,
@@ -189,11 +199,8 @@ pub fn apply(plan: &Plan, outcome: &Outcome, requests: u64) -> ApplyDoc {
                     .iter()
                     .map(|p| p.to_string())
                     .collect(),
-                status: if failed_images.contains(&i) {
-                    "failed"
-                } else {
-                    "ok"
-                },
+                status: st.status.as_str(),
+                reason: st.reason.clone(),
             })
             .collect(),
         summary: ApplySummary {
@@ -206,7 +213,9 @@ pub fn apply(plan: &Plan, outcome: &Outcome, requests: u64) -> ApplyDoc {
             blobs_skipped: plan.images.iter().map(|i| i.present.blobs).sum(),
             manifests_pushed: outcome.manifests_pushed,
             requests,
-            failed: failed_images.len() as u64,
+            failed: counts.failed,
+            not_done: counts.not_done,
+            interrupted: outcome.interrupted,
             archives: plan.archives,
         },
         bundle: None,

@@ -8,5 +8,6 @@ pub mod human;
 pub mod json;
 pub mod registries_yaml;
 mod size;
+pub mod status;
 
 pub use size::human_bytes;

@@ -424,3 +424,43 @@ fn jobs_flag_gives_the_same_result() {
     assert_eq!(num(&report["summary"], "bytes_pushed"), image.blob_bytes());
     lab.assert_full_copy("lab/tiny:1.0", &image);
 }
+
+#[test]
+fn progress_bars_into_a_pipe_fall_back_to_lines_that_count_pushed_bytes_alone() {
+    let lab = Lab::new();
+    let up = lab.up();
+    let image = lab.seed(
+        "lab/lines:1",
+        &ImageSpec::single("lines", "linux/amd64").layer_bytes(300_000),
+    );
+    lab.write_mirrorfile(None, &format!("[[images]]\nref = \"{up}/lab/lines:1\"\n"));
+    // stderr is a pipe here: bars cannot be drawn, so `bars` must not mean silence.
+    let out = lab.ctx.cmd_ok(&["apply", "--progress", "bars"]);
+    let err = crate::support::context::stderr(&out);
+    let text = crate::support::context::stdout(&out);
+    // Every blob is pushed once; only the layer is fetched by the transfers (the config was
+    // read while resolving), so "pushed" must not be fetch plus push.
+    let pushed = mirror_size(image.blob_bytes());
+    let blobs = image.all_blobs().len();
+    assert!(
+        text.contains(&format!("pushed {blobs} blobs ({pushed})")),
+        "{}",
+        describe(&out)
+    );
+    let layers: u64 = image.manifests[0].layers.iter().map(|l| l.size).sum();
+    let line = format!(
+        "tagged {}/lab/lines:1 (1/1 images; fetched {}, pushed {pushed} so far)",
+        lab.tgt(),
+        mirror_size(layers)
+    );
+    assert!(err.contains(&line), "{line}\n{}", describe(&out));
+}
+
+/// Sizes as `mirror` prints them (decimal units, one decimal).
+fn mirror_size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1_000 => format!("{b} B"),
+        b if b < 1_000_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b => format!("{:.1} MB", b as f64 / 1e6),
+    }
+}

@@ -260,11 +260,13 @@ fn a_source_that_goes_down_mid_run_is_given_up_on_once_not_per_blob() {
         "lab/d0:1",
         &ImageSpec::single("down0", "linux/amd64").layer_bytes(200_000),
     );
-    let names: Vec<String> = (1..5).map(|i| format!("lab/d{i}:1")).collect();
+    let names: Vec<String> = (1..13).map(|i| format!("lab/d{i}:1")).collect();
     for (i, name) in names.iter().enumerate() {
         lab.seed(
             name,
-            &ImageSpec::single(&format!("down{}", i + 1), "linux/amd64").layer_bytes(3_000),
+            &ImageSpec::single(&format!("down{}", i + 1), "linux/amd64")
+                .layers(1)
+                .layer_bytes(3_000),
         );
     }
     let up = FaultProxy::start(&lab.up());
@@ -282,13 +284,38 @@ fn a_source_that_goes_down_mid_run_is_given_up_on_once_not_per_blob() {
     assert_eq!(retries, 2, "--retries 2 for the first blob only: {err}");
     assert!(err.contains("gave up after 3 attempts"), "{err}");
     assert!(
-        err.contains(&format!("skipped: {} is unreachable", up.host())),
-        "later transfers name the host: {err}"
+        !err.contains("attempts: skipped"),
+        "no double wrapping: {err}"
+    );
+    // The 12 later layer fetches fail on the down host: one progress line says so, and the
+    // closing error counts them in one line instead of repeating the cause 12 times.
+    let unreachable = format!("{} is unreachable", up.host());
+    assert_eq!(
+        err.matches(&unreachable).count(),
+        2,
+        "one FAILED line and one count line: {}",
+        describe(&out)
+    );
+    assert!(
+        err.contains(&format!(
+            "× 12 more task(s) skipped: {unreachable} (gave up after 3 attempts:"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 task(s) failed, 12 more skipped on an unreachable host"),
+        "{err}"
+    );
+    // The summary names every image that was not done.
+    let text = crate::support::context::stdout(&out);
+    assert!(
+        text.contains("Apply FAILED: 0 created, 0 updated, 0 unchanged, 13 not done."),
+        "{text}"
     );
     for image in &images {
         assert!(
-            err.contains(&format!("{}/{image}", up.host())),
-            "every image is reported as failed: {err}"
+            text.contains(&format!("× {}/{image}  (fetch ", lab.tgt())),
+            "every image is reported as failed: {text}"
         );
         let repo = image.split(':').next().unwrap_or(image);
         assert!(
@@ -297,4 +324,86 @@ fn a_source_that_goes_down_mid_run_is_given_up_on_once_not_per_blob() {
         );
     }
     assert_eq!(up.requests("GET", &layer.digest).len(), 1);
+}
+
+#[test]
+fn an_image_blocked_by_another_images_failed_blob_is_reported_failed_by_name() {
+    let lab = Lab::new();
+    // toolbox's first layer is busybox's: busybox (first in the Mirrorfile) fetches and pushes
+    // it, toolbox mounts it from there.
+    let busybox = lab.seed(
+        "lab/busybox:1.35",
+        &ImageSpec::single("busybox", "linux/amd64")
+            .layer_bytes(20_000)
+            .shared_base("shared"),
+    );
+    let toolbox = lab.seed(
+        "lab/toolbox:1.0",
+        &ImageSpec::single("toolbox", "linux/amd64")
+            .layer_bytes(20_000)
+            .shared_base("shared"),
+    );
+    let other = lab.seed(
+        "lab/other:1",
+        &ImageSpec::single("other", "linux/amd64").layer_bytes(20_000),
+    );
+    let shared = busybox.manifests[0].layers[0].clone();
+    assert_eq!(shared.digest, toolbox.manifests[0].layers[0].digest);
+    let up = FaultProxy::start(&lab.up());
+    up.add(Rule::new("GET", &shared.digest, status(404, None, "gone")));
+    let images = ["lab/busybox:1.35", "lab/toolbox:1.0", "lab/other:1"];
+    mirrorfile(&lab, &up.host(), &lab.tgt(), "", &images);
+    let tgt = lab.tgt();
+
+    let out = lab.ctx.cmd(&["apply", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let report = parse_json(&out);
+    let entry = |repo: &str| {
+        report["images"]
+            .as_array()
+            .and_then(|list| {
+                list.iter()
+                    .find(|i| i["target"] == format!("{tgt}/{repo}").as_str())
+            })
+            .unwrap_or_else(|| panic!("{repo} in {report:#}"))
+    };
+    let bb = entry("lab/busybox:1.35");
+    assert_eq!(bb["status"], "failed", "{bb:#}");
+    let reason = bb["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!("fetch {}", &shared.digest[..19])),
+        "{reason}"
+    );
+    let tb = entry("lab/toolbox:1.0");
+    assert_eq!(tb["status"], "failed", "{tb:#}");
+    assert_eq!(
+        tb["reason"],
+        format!("blocked by a failed task of {tgt}/lab/busybox:1.35").as_str()
+    );
+    assert_eq!(entry("lab/other:1")["status"], "ok");
+    assert_eq!(num(&report["summary"], "failed"), 2, "{report:#}");
+    assert_eq!(num(&report["summary"], "not_done"), 0, "{report:#}");
+    assert_eq!(report["summary"]["interrupted"], false);
+    assert!(http::tags(&tgt, "lab/busybox").is_empty());
+    assert!(http::tags(&tgt, "lab/toolbox").is_empty());
+    lab.assert_full_copy("lab/other:1", &other);
+
+    // The text names both images and why.
+    let out = lab.ctx.cmd(&["apply", "--progress", "none"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let text = crate::support::context::stdout(&out);
+    assert!(
+        text.contains("Apply FAILED: 0 created, 0 updated, 1 unchanged, 2 not done."),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("× {tgt}/lab/busybox:1.35  (fetch ")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "× {tgt}/lab/toolbox:1.0  (blocked by a failed task of {tgt}/lab/busybox:1.35)"
+        )),
+        "{text}"
+    );
 }

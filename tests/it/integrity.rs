@@ -176,7 +176,7 @@ fn ctrl_c_cancels_uploads_removes_partial_files_and_exits_130() {
     let child = lab
         .ctx
         .command()
-        .args(["apply", "--progress", "none"])
+        .args(["apply", "--progress", "plain"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -201,6 +201,22 @@ fn ctrl_c_cancels_uploads_removes_partial_files_and_exits_130() {
         "stopped promptly"
     );
     assert!(stderr(&out).contains("interrupted"), "{}", describe(&out));
+    // The summary does not call the untagged image created.
+    let text = stdout(&out);
+    assert!(
+        text.contains("Apply INTERRUPTED: 0 created, 0 updated, 0 unchanged, 1 not done."),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        text.contains(&format!(
+            "- {}/lab/big:1  (interrupted before its tag was pushed)",
+            down.host()
+        )),
+        "{}",
+        describe(&out)
+    );
+    assert!(!text.contains("Apply complete"), "{}", describe(&out));
     // No partial file in the cache, no tag, and the open upload session was deleted.
     assert!(cache_files(&lab.ctx, "cache/tmp").is_empty());
     assert!(http::tags(&lab.tgt(), "lab/big").is_empty());
@@ -237,6 +253,127 @@ fn ctrl_c_cancels_uploads_removes_partial_files_and_exits_130() {
     assert_eq!(
         skopeo::inspect_raw(&format!("{}/lab/big:1", lab.tgt())),
         image.bytes
+    );
+}
+
+#[test]
+fn an_interrupted_apply_reports_finished_images_ok_and_the_rest_not_done_in_json() {
+    let lab = Lab::new();
+    let small: Vec<String> = (0..3).map(|i| format!("lab/small{i}:1")).collect();
+    for (i, name) in small.iter().enumerate() {
+        lab.seed(
+            name,
+            &ImageSpec::single(&format!("int-small{i}"), "linux/amd64").layer_bytes(2_000),
+        );
+    }
+    lab.seed(
+        "lab/big:1",
+        &ImageSpec::single("int-big", "linux/amd64")
+            .layers(2)
+            .layer_bytes(3_000_000),
+    );
+    // A slow target: the big image's uploads are still running when the small ones are tagged.
+    let down = FlipProxy::start(&lab.tgt());
+    down.set_delay(Duration::from_millis(30));
+    let up = lab.up();
+    let mut text = mirrorfile_header(&up, &down.host(), None);
+    for name in small.iter().map(String::as_str).chain(["lab/big:1"]) {
+        text.push_str(&format!("\n[[images]]\nref = \"{up}/{name}\"\n"));
+    }
+    lab.ctx.write_mirrorfile(&text);
+
+    let mut child = lab
+        .ctx
+        .command()
+        .args(["apply", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mirror");
+    let small_tagged = || {
+        small.iter().all(|name| {
+            let repo = name.split(':').next().unwrap_or(name);
+            !http::tags(&lab.tgt(), repo).is_empty()
+        })
+    };
+    if !wait_until(Duration::from_secs(60), || {
+        down.bytes_up() > 1_000_000 && small_tagged()
+    }) {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        panic!("the small images were not tagged first: {}", describe(&out));
+    }
+    interrupt(&child);
+    let out = child.wait_with_output().expect("wait for mirror");
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    assert!(
+        http::tags(&lab.tgt(), "lab/big").is_empty(),
+        "big was not tagged"
+    );
+    let report = crate::support::context::parse_json(&out);
+    let summary = &report["summary"];
+    assert_eq!(summary["interrupted"], true, "{report:#}");
+    assert_eq!(summary["not_done"], 1, "{report:#}");
+    assert_eq!(summary["failed"], 0, "{report:#}");
+    let images = report["images"].as_array().expect("images");
+    assert_eq!(images.len(), 4);
+    for image in images {
+        let target = image["target"].as_str().unwrap_or_default();
+        if target.ends_with("/lab/big:1") {
+            assert_eq!(image["status"], "not_done", "{image:#}");
+            assert_eq!(
+                image["reason"], "interrupted before its tag was pushed",
+                "{image:#}"
+            );
+        } else {
+            assert_eq!(image["status"], "ok", "{image:#}");
+            assert!(image["reason"].is_null(), "{image:#}");
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_apply_into_a_bundle_writes_no_bundle() {
+    let lab = Lab::new();
+    lab.seed(
+        "lab/slow:1",
+        &ImageSpec::single("int-bundle", "linux/amd64")
+            .layers(2)
+            .layer_bytes(3_000_000),
+    );
+    let up = FlipProxy::start(&lab.up());
+    up.set_delay(Duration::from_millis(30));
+    let host = up.host();
+    lab.ctx.write_mirrorfile(&format!(
+        "[target]\nbundle = \"out.mirror.tar\"\n\n[registry.\"{host}\"]\ntls = \"http\"\n\n\
+         [cache]\ndir = \"cache\"\n\n[[images]]\nref = \"{host}/lab/slow:1\"\n"
+    ));
+    let mut child = lab
+        .ctx
+        .command()
+        .args(["apply", "--progress", "none"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mirror");
+    if !wait_until(Duration::from_secs(60), || up.bytes() > 500_000) {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        panic!("no download started: {}", describe(&out));
+    }
+    interrupt(&child);
+    let out = child.wait_with_output().expect("wait for mirror");
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("Apply INTERRUPTED: 0 created, 0 updated, 0 unchanged, 1 not done."),
+        "{}",
+        describe(&out)
+    );
+    // Half a bundle would be worse than none: it must hold exactly the plan.
+    assert!(
+        !lab.ctx.work().join("out.mirror.tar").exists(),
+        "{}",
+        describe(&out)
     );
 }
 
