@@ -426,7 +426,7 @@ fn jobs_flag_gives_the_same_result() {
 }
 
 #[test]
-fn progress_bars_into_a_pipe_fall_back_to_lines_that_count_pushed_bytes_alone() {
+fn progress_bars_into_a_pipe_fall_back_to_lines_with_fetched_and_pushed_bytes() {
     let lab = Lab::new();
     let up = lab.up();
     let image = lab.seed(
@@ -438,9 +438,9 @@ fn progress_bars_into_a_pipe_fall_back_to_lines_that_count_pushed_bytes_alone() 
     let out = lab.ctx.cmd_ok(&["apply", "--progress", "bars"]);
     let err = crate::support::context::stderr(&out);
     let text = crate::support::context::stdout(&out);
-    // Every blob is pushed once; only the layer is fetched by the transfers (the config was
+    // Every blob is pushed once; only the layers are fetched by the transfers (the config was
     // read while resolving), so "pushed" must not be fetch plus push.
-    let pushed = mirror_size(image.blob_bytes());
+    let pushed = mirror::report::human_bytes(image.blob_bytes());
     let blobs = image.all_blobs().len();
     assert!(
         text.contains(&format!("pushed {blobs} blobs ({pushed})")),
@@ -451,16 +451,7 @@ fn progress_bars_into_a_pipe_fall_back_to_lines_that_count_pushed_bytes_alone() 
     let line = format!(
         "tagged {}/lab/lines:1 (1/1 images; fetched {}, pushed {pushed} so far)",
         lab.tgt(),
-        mirror_size(layers)
+        mirror::report::human_bytes(layers)
     );
     assert!(err.contains(&line), "{line}\n{}", describe(&out));
-}
-
-/// Sizes as `mirror` prints them (decimal units, one decimal).
-fn mirror_size(bytes: u64) -> String {
-    match bytes {
-        b if b < 1_000 => format!("{b} B"),
-        b if b < 1_000_000 => format!("{:.1} kB", b as f64 / 1e3),
-        b => format!("{:.1} MB", b as f64 / 1e6),
-    }
 }

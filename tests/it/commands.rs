@@ -87,20 +87,20 @@ fn apply_plain_progress_reports_streamed_bytes_and_images() {
     lab.write_mirrorfile(None, &format!("[[images]]\nref = \"{up}/lab/prog:1.0\"\n"));
     let out = lab.ctx.cmd_ok(&["apply", "--progress", "plain"]);
     let err = stderr(&out);
-    // Layers stream during apply (fetch, then push); the config was read while planning, so it
-    // is only pushed.
+    // Layers are fetched then pushed; the config was read while planning, so it is only pushed.
+    // Each is counted once, under its own name (not fetch plus push as one "moved" figure).
     let m = &image.manifests[0];
     let layers: u64 = m.layers.iter().map(|l| l.size).sum();
-    let moved = 2 * layers + m.config.size;
     let expected = format!(
-        "tagged {}/lab/prog:1.0 (1/1 images, {} moved)",
+        "tagged {}/lab/prog:1.0 (1/1 images; fetched {}, pushed {} so far)",
         lab.tgt(),
-        mirror::report::human_bytes(moved)
+        mirror::report::human_bytes(layers),
+        mirror::report::human_bytes(layers + m.config.size)
     );
     assert!(err.contains(&expected), "want `{expected}` in\n{err}");
     assert!(!err.contains('\u{1b}'), "no escapes into a pipe\n{err}");
 
-    // Bars on a non-terminal: drawn nowhere, no escapes, no failure.
+    // Bars on a non-terminal fall back to lines (see apply.rs): no escapes, no failure.
     let bars = lab.ctx.cmd_ok(&["apply", "--progress", "bars"]);
     assert!(!stderr(&bars).contains('\u{1b}'), "{}", describe(&bars));
 
