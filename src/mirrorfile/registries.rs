@@ -16,6 +16,9 @@ use super::lower::{Lowerer, RELATIVE_HELP};
 use super::schema::{self, CredentialPlace};
 use crate::model::{ClientCert, CredentialKind, EnvCredentials, RegistrySettings, TlsMode};
 
+/// Where each `[registry."HOST"]` table starts, by host.
+pub(super) type HostSpans = BTreeMap<String, Range<usize>>;
+
 /// Largest `max_concurrency` accepted (more would only hide a typo).
 const MAX_CONCURRENCY: i64 = 1024;
 
@@ -24,13 +27,7 @@ impl Lowerer {
     pub(super) fn registries(
         &self,
         tables: &BTreeMap<Spanned<String>, schema::RegistryTable>,
-    ) -> Result<
-        (
-            BTreeMap<String, RegistrySettings>,
-            BTreeMap<String, Range<usize>>,
-        ),
-        MirrorfileError,
-    > {
+    ) -> Result<(BTreeMap<String, RegistrySettings>, HostSpans), MirrorfileError> {
         let mut out = BTreeMap::new();
         let mut spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
         // File order, not key order, so the first error reported is the first in the file.
@@ -57,7 +54,7 @@ impl Lowerer {
     /// (a typo in the host or port would otherwise be ignored without a word).
     pub(super) fn unused_registries<'a>(
         &self,
-        spans: &BTreeMap<String, Range<usize>>,
+        spans: &HostSpans,
         used: impl IntoIterator<Item = &'a str>,
     ) -> Vec<String> {
         let used: std::collections::BTreeSet<&str> = used.into_iter().collect();

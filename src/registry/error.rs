@@ -508,4 +508,35 @@ mod tests {
             "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)"
         ));
     }
+
+    #[test]
+    fn timeouts_say_how_long_and_scheme_mistakes_are_recognised() {
+        let err =
+            RegistryError::timed_out("h:1", "HEAD manifest a:1", Duration::from_secs(60), true);
+        assert_eq!(
+            err.to_string(),
+            "h:1: HEAD manifest a:1: no answer for 60 s (see --timeout)"
+        );
+        assert!(err.is_retryable());
+        assert_eq!(err.unreachable_host(), Some("h:1"));
+        let stalled =
+            RegistryError::timed_out("h:1", "GET blob", Duration::from_millis(1500), false);
+        assert!(stalled
+            .to_string()
+            .ends_with("no data for 1.5 s (see --timeout)"));
+        assert_eq!(stalled.unreachable_host(), None);
+        let text = ErrorBody::parse(b"Client sent an HTTP request to an HTTPS server.\n");
+        assert!(is_http_to_https_answer(400, &text));
+        assert!(!is_http_to_https_answer(400, &ErrorBody::Empty));
+        let http = |status, body: &[u8]| RegistryError::Http {
+            host: "h".into(),
+            operation: "upload".into(),
+            status,
+            body: ErrorBody::parse(body),
+            retry_after: None,
+        };
+        assert!(http(400, br#"{"errors":[{"code":"DIGEST_INVALID"}]}"#).may_be_bad_content());
+        assert!(!http(400, br#"{"errors":[{"code":"NAME_INVALID"}]}"#).may_be_bad_content());
+        assert!(!http(403, b"").may_be_bad_content());
+    }
 }
