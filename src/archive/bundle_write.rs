@@ -54,7 +54,7 @@ pub struct BundleWritten {
 pub enum BundleWriteError {
     #[error("writing bundle {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("blob {digest} ({path}) changed on disk: its bytes hash to {actual} ({size} bytes); no bundle was written")]
+    #[error("blob {digest} ({path}) changed on disk: its bytes hash to {actual} ({size} bytes); no bundle was written (a damaged cache copy: run `mirror cache verify --remove`, then run again to fetch it anew)")]
     Changed {
         digest: Digest,
         path: PathBuf,

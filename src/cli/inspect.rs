@@ -96,6 +96,7 @@ pub async fn run(cli: &Cli, args: &InspectArgs) -> miette::Result<ExitCode> {
         if let Some(tls) = args.tls {
             settings.tls = tls.into();
         }
+        settings.idle_timeout = Some(cli.idle_timeout());
         settings
     };
     if let Location::Archive { path, name } = &location {

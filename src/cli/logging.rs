@@ -1,6 +1,6 @@
 //! tracing on stderr: `-v` levels or `RUST_LOG`, no ANSI into pipes or with `NO_COLOR` (pitfall
 //! P13), and log lines printed above the progress bars through tracing-indicatif's writer so the
-//! two never garble each other.
+//! two never garble each other. Only mirror's own events show by default (see `init`).
 
 use super::output::note;
 use std::io::IsTerminal;
@@ -25,10 +25,12 @@ pub fn init(cli: &Cli) -> bool {
             ProgressMode::Bars | ProgressMode::Auto => std::io::stderr().is_terminal(),
             ProgressMode::Plain | ProgressMode::None => false,
         };
+    // Dependencies' own log lines (rustls' "failed to verify TLS certificate", hyper's) only from
+    // -vv on: by default the error mirror reports says the same with the host and a remedy.
     let default = match (cli.quiet, cli.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "warn,mirror=info",
+        (true, _) => "off,mirror=error",
+        (false, 0) => "off,mirror=warn",
+        (false, 1) => "off,mirror=info",
         (false, 2) => "warn,mirror=debug",
         _ => "trace",
     };

@@ -53,6 +53,12 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = 5)]
     pub retries: u32,
 
+    /// Seconds a request may go without receiving a byte before it fails (and is retried);
+    /// connecting is given at most 15 s. A transfer that keeps flowing is never cut off.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+
     /// More log output on stderr (-v: info, -vv: debug, -vvv: trace); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -209,6 +215,13 @@ async fn run_other(cli: &Cli, command: &Command) -> miette::Result<ExitCode> {
 }
 
 /// The cache directory when the Mirrorfile names none.
+impl Cli {
+    /// `--timeout` as a duration.
+    pub(crate) fn idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout)
+    }
+}
+
 pub(crate) fn default_cache(env: &Environment) -> PathBuf {
     let xdg = env.path_var("XDG_CACHE_HOME");
     ops::default_cache_dir(xdg.as_deref(), env.home().as_deref())
@@ -217,6 +230,10 @@ pub(crate) fn default_cache(env: &Environment) -> PathBuf {
 /// Loads the Mirrorfile and opens cache and clients.
 async fn session(cli: &Cli) -> miette::Result<Session> {
     let mut model = crate::mirrorfile::load(&cli.file).map_err(miette::Report::new)?;
+    model.idle_timeout = Some(cli.idle_timeout());
+    for warning in &model.warnings {
+        tracing::warn!("{warning}");
+    }
     if cli.allow_platform_mismatch {
         for archive in &mut model.archives {
             archive.allow_platform_mismatch = true;

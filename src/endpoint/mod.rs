@@ -87,6 +87,17 @@ impl EndpointError {
         }
     }
 
+    /// Whether the sink may have refused the bytes themselves (a registry's DIGEST_INVALID or
+    /// another 400 to an upload, a layout's hash check): worth re-hashing the local copy.
+    pub fn may_be_bad_content(&self) -> bool {
+        match self {
+            EndpointError::Registry(e) => e.may_be_bad_content(),
+            EndpointError::Layout(_) | EndpointError::Store(_) => true,
+            EndpointError::GaveUp { last, .. } => last.may_be_bad_content(),
+            _ => false,
+        }
+    }
+
     /// Whether trying the same operation again may succeed (network trouble, 5xx, 429).
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -6,6 +6,7 @@
 //! (network, 5xx, 429) are retried with backoff before they count as failures.
 
 pub mod event;
+mod repair;
 pub mod retry;
 mod run_task;
 

@@ -125,7 +125,7 @@ pub(super) async fn run(task: &Task, shared: &Shared) -> Result<(), TaskError> {
 }
 
 /// A callback that reports `bytes` more of task `name` as [`Event::Progress`].
-fn progress_of(name: &str, shared: &Shared) -> UploadProgress {
+pub(super) fn progress_of(name: &str, shared: &Shared) -> UploadProgress {
     let reporter = shared.reporter.clone();
     let task = name.to_string();
     Arc::new(move |bytes| {
@@ -161,14 +161,11 @@ async fn attempt(task: &Task, name: &str, shared: &Shared) -> Result<(), TaskErr
                     return Ok(());
                 }
             }
-            if !shared.store.contains(&descriptor.digest) {
-                fetch(shared, name, source_registry, source_repository, descriptor).await?;
-            }
-            let path = shared.store.blob_path(&descriptor.digest);
-            shared
-                .sink
-                .put_blob_reporting(repository, descriptor, &path, progress_of(name, shared))
-                .await?;
+            let from = super::repair::BlobSource {
+                registry: source_registry,
+                repository: source_repository,
+            };
+            super::repair::push_blob(shared, name, from, repository, descriptor).await?;
             c.blobs_pushed.fetch_add(1, Ordering::Relaxed);
             c.bytes_pushed.fetch_add(descriptor.size, Ordering::Relaxed);
             Ok(())
@@ -197,7 +194,7 @@ async fn attempt(task: &Task, name: &str, shared: &Shared) -> Result<(), TaskErr
 
 /// Downloads a blob into the cache, verified, resuming a partial download. Several tasks may want
 /// the same blob; the cache makes the second one a no-op.
-async fn fetch(
+pub(super) async fn fetch(
     shared: &Shared,
     name: &str,
     registry: &str,

@@ -45,7 +45,7 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
         .unwrap_or_default();
     let cx = Lowerer { file, dir };
     let target_kind = cx.target(doc.target.as_ref())?;
-    let registries = cx.registries(&doc.registry)?;
+    let (registries, registry_spans) = cx.registries(&doc.registry)?;
     let defaults = doc.defaults.as_ref();
     let default_compression = archives::compression(
         defaults.and_then(|d| d.compression.as_ref()),
@@ -84,6 +84,20 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
         .iter()
         .map(|entry| archives::lower(&cx.file, &cx.dir, entry, default_compression))
         .collect::<Result<Vec<_>, _>>()?;
+    let images = images.into_sources();
+    let target_host = match &target_kind {
+        Target::Registry { host, .. } => Some(host.as_str()),
+        Target::Layout { .. } | Target::Bundle { .. } => None,
+    };
+    let warnings = cx.unused_registries(
+        &registry_spans,
+        images
+            .iter()
+            .filter(|i| i.location == SourceLocation::Registry)
+            .map(|i| i.reference.registry())
+            .chain(repositories.iter().map(|r| r.registry.as_str()))
+            .chain(target_host),
+    );
     let cache_dir = doc
         .cache
         .and_then(|c| c.dir)
@@ -92,11 +106,13 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
         path: cx.file.path.clone(),
         target: target_kind.clone(),
         registries,
-        images: images.into_sources(),
+        images,
         bundles,
         archives,
         repositories,
         cache_dir,
+        idle_timeout: None,
+        warnings,
     })
 }
 

@@ -16,14 +16,18 @@ use super::lower::{Lowerer, RELATIVE_HELP};
 use super::schema::{self, CredentialPlace};
 use crate::model::{ClientCert, CredentialKind, EnvCredentials, RegistrySettings, TlsMode};
 
+/// Where each `[registry."HOST"]` table starts, by host.
+pub(super) type HostSpans = BTreeMap<String, Range<usize>>;
+
 /// Largest `max_concurrency` accepted (more would only hide a typo).
 const MAX_CONCURRENCY: i64 = 1024;
 
 impl Lowerer {
+    /// The settings per host, and where each host's table starts.
     pub(super) fn registries(
         &self,
         tables: &BTreeMap<Spanned<String>, schema::RegistryTable>,
-    ) -> Result<BTreeMap<String, RegistrySettings>, MirrorfileError> {
+    ) -> Result<(BTreeMap<String, RegistrySettings>, HostSpans), MirrorfileError> {
         let mut out = BTreeMap::new();
         let mut spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
         // File order, not key order, so the first error reported is the first in the file.
@@ -43,7 +47,32 @@ impl Lowerer {
             spans.insert(host.clone(), key.span());
             out.insert(host, self.registry(key, table)?);
         }
-        Ok(out)
+        Ok((out, spans))
+    }
+
+    /// A warning for every `[registry."HOST"]` table no image source and not the target uses
+    /// (a typo in the host or port would otherwise be ignored without a word).
+    pub(super) fn unused_registries<'a>(
+        &self,
+        spans: &HostSpans,
+        used: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<String> {
+        let used: std::collections::BTreeSet<&str> = used.into_iter().collect();
+        let mut unused: Vec<_> = spans
+            .iter()
+            .filter(|(host, _)| !used.contains(host.as_str()))
+            .collect();
+        unused.sort_by_key(|(_, span)| span.start);
+        unused
+            .into_iter()
+            .map(|(host, span)| {
+                format!(
+                    "[registry.\"{host}\"] ({}:{}) matches no image source or the target",
+                    self.file.path.display(),
+                    self.file.line_of(span.start)
+                )
+            })
+            .collect()
     }
 
     fn registry(
@@ -122,6 +151,7 @@ impl Lowerer {
             env_credentials,
             credential_order,
             max_concurrency,
+            idle_timeout: None,
         })
     }
 

@@ -35,6 +35,12 @@ pub struct Model {
     pub repositories: Vec<RepositorySource>,
     /// `[cache] dir`, resolved relative to the Mirrorfile; `None` means the user's cache dir.
     pub cache_dir: Option<PathBuf>,
+    /// `--timeout`: how long any request may wait for its next byte, for every host (not a
+    /// Mirrorfile key); `None` means the client's default.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// Things in the Mirrorfile that are allowed but probably a mistake (a `[registry."HOST"]`
+    /// table nothing uses), each naming its line; the CLI logs them as warnings.
+    pub warnings: Vec<String>,
 }
 
 /// Where images go. Every kind takes an optional path prefix put in front of every repository.
@@ -96,6 +102,9 @@ pub struct RegistrySettings {
     pub credential_order: Option<Vec<CredentialKind>>,
     /// Requests in flight to this host at most; `None` means no limit beyond `--jobs`.
     pub max_concurrency: Option<usize>,
+    /// How long a request may wait for its next byte (`--timeout`, not a Mirrorfile key);
+    /// `None` means the client's default.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl RegistrySettings {
@@ -327,6 +336,8 @@ impl std::fmt::Display for Origin {
 impl Model {
     /// Settings for a registry host; the default (verified HTTPS) when the Mirrorfile has none.
     pub fn registry_settings(&self, host: &str) -> RegistrySettings {
-        self.registries.get(host).cloned().unwrap_or_default()
+        let mut settings = self.registries.get(host).cloned().unwrap_or_default();
+        settings.idle_timeout = settings.idle_timeout.or(self.idle_timeout);
+        settings
     }
 }

@@ -111,6 +111,8 @@ pub fn inspect_archive(
             },
         }],
         cache_dir: Some(store.root().to_path_buf()),
+        idle_timeout: None,
+        warnings: Vec::new(),
     };
     let (resolved, _, errors, _) = resolve_archives(&model, store);
     if !errors.is_empty() {

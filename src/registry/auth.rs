@@ -243,7 +243,7 @@ impl Authenticator {
         let status = response.status();
         let body = read_limited(response, MAX_TOKEN_RESPONSE)
             .await
-            .map_err(|e| RegistryError::from_reqwest(host, &token_op, e))?;
+            .map_err(|e| transport.error(&token_op, e))?;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(RegistryError::Unauthorized {
                 host: host.to_string(),

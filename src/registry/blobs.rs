@@ -22,6 +22,7 @@ use crate::oci::Digest;
 use super::auth::{pull_scope, push_scope};
 use super::client::{header_str, header_u64, Client};
 use super::error::RegistryError;
+use super::http::Activity;
 use super::links;
 use super::uploads::OpenUpload;
 
@@ -73,6 +74,7 @@ async fn file_body(
     start: u64,
     len: u64,
     progress: Option<UploadProgress>,
+    activity: Activity,
 ) -> io::Result<Body> {
     let mut file = tokio::fs::File::open(path).await?;
     if start > 0 {
@@ -90,6 +92,7 @@ async fn file_body(
         Ok::<_, io::Error>(next)
     })
     .inspect_ok(move |piece| {
+        activity.touch();
         if let Some(progress) = &progress {
             progress(piece.len() as u64);
         }
@@ -160,10 +163,10 @@ impl Client {
             _ => return Err(self.fail(response, &op).await),
         };
         let content_length = response.content_length();
-        let host = self.host().to_string();
+        let client = self.clone();
         let stream = response.bytes_stream().map_err(move |e| {
             let _held = &permit;
-            RegistryError::from_reqwest(&host, &op, e)
+            client.transport_error(&op, e)
         });
         Ok(BlobResponse {
             resumed_from,
@@ -296,12 +299,13 @@ impl Client {
                 .upload_chunked(repo, digest, size, path, &mut open, &op, progress)
                 .await;
         }
-        let body = file_body(path, 0, size, progress.clone())
+        let activity = Activity::new();
+        let body = file_body(path, 0, size, progress.clone(), activity.clone())
             .await
             .map_err(|e| local(format!("cannot read {}: {e}", path.display())))?;
         let request = self
             .transport()
-            .client()
+            .upload_client()
             .put(links::with_query(
                 session.clone(),
                 "digest",
@@ -310,7 +314,9 @@ impl Client {
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, size)
             .body(body);
-        let response = self.send(request, &[push_scope(repo)], &op).await?;
+        let response = self
+            .send_upload(request, &[push_scope(repo)], &op, &activity)
+            .await?;
         match response.status() {
             StatusCode::CREATED => {
                 open.finish();
@@ -351,7 +357,8 @@ impl Client {
         let mut start = 0;
         while start < size {
             let len = chunk_size.min(size - start);
-            let body = file_body(path, start, len, progress.clone())
+            let activity = Activity::new();
+            let body = file_body(path, start, len, progress.clone(), activity.clone())
                 .await
                 .map_err(|e| RegistryError::Local {
                     host: self.host().to_string(),
@@ -360,13 +367,15 @@ impl Client {
                 })?;
             let request = self
                 .transport()
-                .client()
+                .upload_client()
                 .patch(session.clone())
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(CONTENT_RANGE, format!("{start}-{}", start + len - 1))
                 .header(CONTENT_LENGTH, len)
                 .body(body);
-            let response = self.send(request, &[push_scope(repo)], op).await?;
+            let response = self
+                .send_upload(request, &[push_scope(repo)], op, &activity)
+                .await?;
             if response.status() != StatusCode::ACCEPTED {
                 return Err(self.fail(response, op).await);
             }

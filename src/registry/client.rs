@@ -23,8 +23,8 @@ use crate::model::RegistrySettings;
 
 use super::auth::{read_limited, Authenticator};
 use super::credentials::{CredentialSource, Credentials};
-use super::error::{parse_retry_after, ErrorBody, RegistryError};
-use super::http::Transport;
+use super::error::{is_http_to_https_answer, parse_retry_after, ErrorBody, RegistryError};
+use super::http::{Activity, Transport};
 
 /// How much of an error body is read.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
@@ -132,6 +132,19 @@ impl Client {
         self.send_unlimited(request, scopes, op).await
     }
 
+    /// [`Client::send`] for a request built on [`Transport::upload_client`] whose body touches
+    /// `activity`: watched for silence by [`Transport::send_upload`].
+    pub(super) async fn send_upload(
+        &self,
+        request: RequestBuilder,
+        scopes: &[String],
+        op: &str,
+        activity: &Activity,
+    ) -> Result<Response, RegistryError> {
+        let _permit = self.permit().await;
+        self.send_watched(request, scopes, op, Some(activity)).await
+    }
+
     /// Sends with authorization for `scopes`; on a 401, learns the challenge (or drops the stale
     /// token) and sends once more when the request can be replayed. The caller holds a permit.
     pub(super) async fn send_unlimited(
@@ -140,12 +153,28 @@ impl Client {
         scopes: &[String],
         op: &str,
     ) -> Result<Response, RegistryError> {
+        self.send_watched(request, scopes, op, None).await
+    }
+
+    async fn send_watched(
+        &self,
+        request: RequestBuilder,
+        scopes: &[String],
+        op: &str,
+        activity: Option<&Activity>,
+    ) -> Result<Response, RegistryError> {
         let transport = &self.inner.transport;
+        let send = |request: RequestBuilder| async move {
+            match activity {
+                Some(activity) => transport.send_upload(request, activity, op).await,
+                None => transport.send(request, op).await,
+            }
+        };
         let auth = &self.inner.auth;
         let replay = request.try_clone();
         let header = auth.authorization(transport, scopes, op).await?;
         let had_auth = header.is_some();
-        let response = transport.send(with_auth(request, header), op).await?;
+        let response = send(with_auth(request, header)).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -160,7 +189,7 @@ impl Client {
         match replay {
             Some(replay) if answerable && !pointless => {
                 let header = auth.authorization(transport, scopes, op).await?;
-                transport.send(with_auth(replay, header), op).await
+                send(with_auth(replay, header)).await
             }
             _ => Ok(response),
         }
@@ -169,18 +198,30 @@ impl Client {
     /// Turns an unsuccessful response into an error, reading a bounded part of its body.
     pub(super) async fn fail(&self, response: Response, op: &str) -> RegistryError {
         let status = response.status().as_u16();
+        let version = response.version();
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let body = read_limited(response, ERROR_BODY_LIMIT)
+        // Upload answers come without reqwest's read timeout: bound the wait here.
+        let idle = self.transport().idle_timeout();
+        let body = tokio::time::timeout(idle, read_limited(response, ERROR_BODY_LIMIT))
             .await
+            .ok()
+            .and_then(Result::ok)
             .map(|b| ErrorBody::parse(&b))
             .unwrap_or_default();
         let host = self.host().to_string();
         let operation = op.to_string();
-        if status == 401 || status == 403 {
+        // A HEAD answer has no body; Go's "HTTP request to an HTTPS server" is an HTTP/1.0 400,
+        // which distribution never sends otherwise.
+        let http_on_tls = self.transport().base().scheme() == "http"
+            && (is_http_to_https_answer(status, &body)
+                || (status == 400 && version == reqwest::Version::HTTP_10));
+        if http_on_tls {
+            RegistryError::SpeaksHttps { host, operation }
+        } else if status == 401 || status == 403 {
             RegistryError::Unauthorized {
                 host,
                 operation,
@@ -208,7 +249,7 @@ impl Client {
     }
 
     pub(super) fn transport_error(&self, op: &str, err: reqwest::Error) -> RegistryError {
-        RegistryError::from_reqwest(self.host(), op, err)
+        self.transport().error(op, err)
     }
 
     /// `GET /v2/`: 200 or 401 both mean a registry answers there. A 401 also teaches the

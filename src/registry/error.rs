@@ -147,6 +147,23 @@ pub enum RegistryError {
         operation: String,
         message: String,
     },
+    /// The registry answered an HTTPS-only error to a plain-HTTP request (`tls = "http"` on an
+    /// HTTPS host).
+    #[error(
+        "{host}: {operation}: HTTP 400: {host} speaks HTTPS: remove `tls = \"http\"` under \
+         `[registry.\"{host}\"]` (or set `tls = \"verify\"` / `tls = \"skip-verify\"`)"
+    )]
+    SpeaksHttps { host: String, operation: String },
+    /// A TLS handshake got a plain-HTTP answer (`tls` not set to `"http"` for an HTTP host).
+    #[error(
+        "{host}: {operation}: {host} answered in plain HTTP: set `tls = \"http\"` under \
+         `[registry.\"{host}\"]` (TLS error: {message})"
+    )]
+    PlainHttp {
+        host: String,
+        operation: String,
+        message: String,
+    },
     /// 401/403 after authenticating with whatever credentials we had.
     #[error(
         "{host}: {operation}: access denied (HTTP {status}) using {source_label}{body}; {}",
@@ -258,14 +275,74 @@ impl RegistryError {
         matches!(self, RegistryError::Http { status: 400, body, .. } if body.has_code("MANIFEST_BLOB_UNKNOWN"))
     }
 
+    /// The registry refused uploaded bytes as not matching (DIGEST_INVALID, SIZE_INVALID, or a
+    /// bare 400 to an upload), or bytes did not hash to their digest.
+    pub fn may_be_bad_content(&self) -> bool {
+        match self {
+            RegistryError::Http {
+                status: 400, body, ..
+            } => {
+                body.codes().next().is_none()
+                    || ["DIGEST_INVALID", "SIZE_INVALID", "BLOB_UPLOAD_INVALID"]
+                        .iter()
+                        .any(|code| body.has_code(code))
+            }
+            RegistryError::DigestMismatch { .. } => true,
+            _ => false,
+        }
+    }
+
     /// A 404 (manifest, blob or repository unknown).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }
 
+    /// A request that got no byte for `idle`: worth retrying. One that got no answer at all
+    /// counts as the host being unreachable (a hung registry accepts connections but never
+    /// answers); a body that stalled midway does not.
+    pub(crate) fn timed_out(
+        host: &str,
+        operation: &str,
+        idle: Duration,
+        awaiting_answer: bool,
+    ) -> RegistryError {
+        let what = if awaiting_answer {
+            "no answer"
+        } else {
+            "no data"
+        };
+        RegistryError::Transport {
+            host: host.to_string(),
+            operation: operation.to_string(),
+            message: format!("{what} for {} (see --timeout)", seconds(idle)),
+            retryable: true,
+            unreachable: awaiting_answer,
+        }
+    }
+
     /// Classifies a reqwest error. The URL is dropped (it may carry upload-session state or
-    /// signed query strings); the message is the error chain.
-    pub(crate) fn from_reqwest(host: &str, operation: &str, err: reqwest::Error) -> RegistryError {
+    /// signed query strings); the message is the error chain, or for a timeout how long nothing
+    /// came (`idle`, or `connect` while connecting: that host counts as unreachable).
+    /// `awaiting_answer`: the error came before any response (not while reading a body).
+    pub(crate) fn from_reqwest(
+        host: &str,
+        operation: &str,
+        err: reqwest::Error,
+        (idle, connect): (Duration, Duration),
+        awaiting_answer: bool,
+    ) -> RegistryError {
+        if err.is_timeout() {
+            if err.is_connect() {
+                return RegistryError::Transport {
+                    host: host.to_string(),
+                    operation: operation.to_string(),
+                    message: format!("could not connect within {}", seconds(connect)),
+                    retryable: true,
+                    unreachable: true,
+                };
+            }
+            return RegistryError::timed_out(host, operation, idle, awaiting_answer);
+        }
         let unreachable = err.is_connect();
         let retryable = err.is_connect()
             || err.is_timeout()
@@ -278,7 +355,13 @@ impl RegistryError {
         // the message instead of backing off five times per request (no network, a typo).
         let retryable = retryable && !is_name_resolution_failure(&message);
         let (host, operation) = (host.to_string(), operation.to_string());
-        if tls {
+        if tls && message.to_ascii_lowercase().contains("invalidcontenttype") {
+            RegistryError::PlainHttp {
+                host,
+                operation,
+                message,
+            }
+        } else if tls {
             RegistryError::Tls {
                 host,
                 operation,
@@ -294,6 +377,22 @@ impl RegistryError {
             }
         }
     }
+}
+
+/// "60 s", "1.5 s".
+fn seconds(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs.fract() == 0.0 {
+        format!("{secs:.0} s")
+    } else {
+        format!("{secs:.1} s")
+    }
+}
+
+/// Go's HTTP server (distribution) answers a plain-HTTP request on a TLS port with this body.
+pub(crate) fn is_http_to_https_answer(status: u16, body: &ErrorBody) -> bool {
+    status == 400
+        && matches!(body, ErrorBody::Text(text) if text.contains("HTTP request to an HTTPS server"))
 }
 
 /// Whether a transport error says the host name could not be resolved.
@@ -408,5 +507,36 @@ mod tests {
         assert!(!is_name_resolution_failure(
             "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)"
         ));
+    }
+
+    #[test]
+    fn timeouts_say_how_long_and_scheme_mistakes_are_recognised() {
+        let err =
+            RegistryError::timed_out("h:1", "HEAD manifest a:1", Duration::from_secs(60), true);
+        assert_eq!(
+            err.to_string(),
+            "h:1: HEAD manifest a:1: no answer for 60 s (see --timeout)"
+        );
+        assert!(err.is_retryable());
+        assert_eq!(err.unreachable_host(), Some("h:1"));
+        let stalled =
+            RegistryError::timed_out("h:1", "GET blob", Duration::from_millis(1500), false);
+        assert!(stalled
+            .to_string()
+            .ends_with("no data for 1.5 s (see --timeout)"));
+        assert_eq!(stalled.unreachable_host(), None);
+        let text = ErrorBody::parse(b"Client sent an HTTP request to an HTTPS server.\n");
+        assert!(is_http_to_https_answer(400, &text));
+        assert!(!is_http_to_https_answer(400, &ErrorBody::Empty));
+        let http = |status, body: &[u8]| RegistryError::Http {
+            host: "h".into(),
+            operation: "upload".into(),
+            status,
+            body: ErrorBody::parse(body),
+            retry_after: None,
+        };
+        assert!(http(400, br#"{"errors":[{"code":"DIGEST_INVALID"}]}"#).may_be_bad_content());
+        assert!(!http(400, br#"{"errors":[{"code":"NAME_INVALID"}]}"#).may_be_bad_content());
+        assert!(!http(403, b"").may_be_bad_content());
     }
 }

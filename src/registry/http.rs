@@ -7,9 +7,17 @@
 //! rerun costs almost nothing. reqwest's redirect policy strips `Authorization` when a redirect
 //! leaves the host (blob GETs are redirected to object storage), so a token only goes to the host
 //! that asked for it.
+//!
+//! Every request has a connect timeout and an idle timeout (no byte for that long), never a total
+//! one: a 1 GB blob that keeps flowing is fine, a registry that stopped answering (a hung
+//! process, a dead link) fails the request in seconds and the executor retries it. reqwest's
+//! `read_timeout` starts when a request is sent and only restarts for the response body, so it
+//! would cut a slow upload off mid-body: uploads go through a second client without it, watched
+//! by [`Transport::send_upload`], whose idle clock restarts with every piece of body sent.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::Url;
 
@@ -18,10 +26,11 @@ use crate::oci::reference::api_host;
 
 use super::error::RegistryError;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// No byte for this long on an open connection means it is dead; blobs may take hours overall, so
-/// there is deliberately no total timeout.
-const READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// A connection not made within this long counts as the host being unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// No byte for this long on an open connection means it is dead (`--timeout`); blobs may take
+/// hours overall, so there is deliberately no total timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Installs rustls' ring provider as the process default. reqwest is built without a provider
 /// (aws-lc is a slow C build), and the first TLS connection panics if none is installed. Safe to
@@ -36,7 +45,43 @@ pub struct Transport {
     host: String,
     base: Url,
     client: reqwest::Client,
+    /// Like `client` without reqwest's read timeout: for requests with a streamed body.
+    uploads: reqwest::Client,
+    idle: Duration,
+    connect: Duration,
     requests: AtomicU64,
+}
+
+/// When an upload body last handed a piece to the connection (ms since `start`).
+#[derive(Debug, Clone)]
+pub struct Activity {
+    start: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    pub fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Restarts the idle clock.
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity::new()
+    }
 }
 
 impl Transport {
@@ -55,14 +100,13 @@ impl Transport {
         };
         let base = Url::parse(&format!("{scheme}://{}", api_host(host)))
             .map_err(|e| config_error(format!("`{host}` is not a valid registry host: {e}")))?;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("mirror/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(90));
-        if settings.tls == TlsMode::SkipVerify {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
+        let idle = settings
+            .idle_timeout
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT)
+            .max(Duration::from_millis(100));
+        let connect = CONNECT_TIMEOUT.min(idle);
+        let mut extra_certs = Vec::new();
+        let mut client_identity = None;
         if let Some(path) = &settings.ca {
             let pem = std::fs::read(path).map_err(|e| {
                 config_error(format!("cannot read CA file {}: {e}", path.display()))
@@ -79,7 +123,7 @@ impl Transport {
                     path.display()
                 )));
             }
-            builder = builder.tls_certs_merge(certs);
+            extra_certs = certs;
         }
         if let Some(pair) = &settings.client_cert {
             let mut pem = std::fs::read(&pair.cert).map_err(|e| {
@@ -104,19 +148,41 @@ impl Transport {
                     pair.key.display()
                 ))
             })?;
-            builder = builder.identity(identity);
+            client_identity = Some(identity);
         }
-        let client = builder
-            .build()
-            .map_err(|e| config_error(format!("cannot build HTTP client: {e}")))?;
+        let build = |read_timeout: Option<Duration>| {
+            let mut builder = reqwest::Client::builder()
+                .user_agent(concat!("mirror/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(connect)
+                .pool_idle_timeout(Duration::from_secs(90));
+            if let Some(read) = read_timeout {
+                builder = builder.read_timeout(read);
+            }
+            if settings.tls == TlsMode::SkipVerify {
+                builder = builder.tls_danger_accept_invalid_certs(true);
+            }
+            if !extra_certs.is_empty() {
+                builder = builder.tls_certs_merge(extra_certs.clone());
+            }
+            if let Some(identity) = &client_identity {
+                builder = builder.identity(identity.clone());
+            }
+            builder
+                .build()
+                .map_err(|e| config_error(format!("cannot build HTTP client: {e}")))
+        };
+        let client = build(Some(idle))?;
+        let uploads = build(None)?;
         Ok(Transport {
             host: host.to_string(),
             base,
             client,
+            uploads,
+            idle,
+            connect,
             requests: AtomicU64::new(0),
         })
     }
-
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -139,6 +205,23 @@ impl Transport {
         &self.client
     }
 
+    /// The client for requests whose body is streamed (blob uploads): send them with
+    /// [`Transport::send_upload`], which watches them for silence.
+    pub fn upload_client(&self) -> &reqwest::Client {
+        &self.uploads
+    }
+
+    /// How long a request may go without a byte.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle
+    }
+
+    /// A reqwest error from reading a response body as a [`RegistryError`] about this host,
+    /// timeouts named with their length.
+    pub fn error(&self, operation: &str, err: reqwest::Error) -> RegistryError {
+        RegistryError::from_reqwest(&self.host, operation, err, (self.idle, self.connect), false)
+    }
+
     /// Sends a request, counting it, and turns transport failures into [`RegistryError`].
     pub async fn send(
         &self,
@@ -146,7 +229,7 @@ impl Transport {
         operation: &str,
     ) -> Result<reqwest::Response, RegistryError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let sent = request.send().await;
         let took = started.elapsed().as_millis();
         // `operation` names method, repository and reference or digest; never a URL, which may
@@ -158,7 +241,33 @@ impl Transport {
             }
             Err(e) => tracing::debug!("{}: {operation}: no answer ({took} ms): {e}", self.host),
         }
-        sent.map_err(|e| RegistryError::from_reqwest(&self.host, operation, e))
+        sent.map_err(|e| {
+            RegistryError::from_reqwest(&self.host, operation, e, (self.idle, self.connect), true)
+        })
+    }
+
+    /// Sends a request built on [`Transport::upload_client`] whose body touches `activity` as it
+    /// is sent: it fails as timed out once neither body nor answer moved for the idle timeout.
+    pub async fn send_upload(
+        &self,
+        request: reqwest::RequestBuilder,
+        activity: &Activity,
+        operation: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        activity.touch();
+        let send = self.send(request, operation);
+        tokio::pin!(send);
+        loop {
+            let deadline = activity.last() + self.idle;
+            tokio::select! {
+                result = &mut send => return result,
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    if activity.last() + self.idle <= Instant::now() {
+                        return Err(RegistryError::timed_out(&self.host, operation, self.idle, true));
+                    }
+                }
+            }
+        }
     }
 
     pub fn requests_made(&self) -> u64 {

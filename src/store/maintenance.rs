@@ -94,6 +94,22 @@ impl Store {
         Ok(report)
     }
 
+    /// Re-hashes the cached `digest`; when its bytes are not what its name says, removes it and
+    /// returns what they hash to (`None`: intact, or not cached). Used when a sink refused the
+    /// bytes: a damaged copy is fetched again instead of failing every run the same way.
+    pub fn evict_if_damaged(&self, digest: &Digest) -> Result<Option<Digest>, StoreError> {
+        let path = self.blob_path(digest);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let actual = hash_file(&path)?;
+        if &actual == digest {
+            return Ok(None);
+        }
+        std::fs::remove_file(&path).map_err(io_err(&path))?;
+        Ok(Some(actual))
+    }
+
     /// Removes (with `apply`) or lists every blob that neither `index.json` nor `extra_roots`
     /// reaches, and stale temp files. Needs the exclusive lock ([`Store::open_exclusive`]).
     pub fn gc(&self, extra_roots: &[Digest], apply: bool) -> Result<GcReport, StoreError> {

@@ -21,6 +21,7 @@ mod inspect;
 mod integrity;
 mod lock;
 mod lock_archives;
+mod network;
 mod plan;
 mod properties;
 mod semantics;
