@@ -21,6 +21,7 @@ pub mod challenge;
 pub mod client;
 pub mod credentials;
 pub mod error;
+mod error_body;
 pub mod http;
 pub mod links;
 pub mod manifests;
