@@ -99,7 +99,7 @@ served_bytes() {
 }
 
 # measure KEY SRC DST cmd...: runs cmd under /usr/bin/time -v; records wall, peak RSS, bytes.
-declare -A WALL RSS SERVED STORED REPORTED
+declare -A WALL RSS CPU SERVED STORED REPORTED
 measure() {
   local key=$1 src=$2 dst=$3; shift 3
   local s0 d0 t0 t1 tf="$WORK/time-$key.txt"
@@ -111,6 +111,8 @@ measure() {
   t1=$(date +%s.%N)
   WALL[$key]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b-a}')
   RSS[$key]=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$tf")
+  # user + system CPU seconds of the command and every child it waited for (each skopeo).
+  CPU[$key]=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.1f", s}' "$tf")
   SERVED[$key]=$(( $(served_bytes "$src") - s0 ))
   STORED[$key]=$(( $(stored_bytes "$dst") - d0 ))
   if [ -s "$WORK/out-$key.txt" ] && jq -e .summary "$WORK/out-$key.txt" >/dev/null 2>&1; then
@@ -118,7 +120,7 @@ measure() {
   else
     REPORTED[$key]="-"
   fi
-  log "  $key: ${WALL[$key]} s, ${RSS[$key]} MB peak RSS"
+  log "  $key: ${WALL[$key]} s, ${CPU[$key]} CPU s, ${RSS[$key]} MB peak RSS"
 }
 
 # mirrorfile NAME TARGET LIST [PLATFORMS]: writes $WORK/NAME/mirrorfile.toml.
@@ -267,14 +269,14 @@ fi
   echo "workload: $REPOS images x 3 platforms, $(mb "$UNIQUE") MB of distinct blobs (scale $SCALE${BIG:+, with a 1 GiB layer})"
   echo "machine: $(nproc) cores; sha256 ${SHA} MB/s per core (openssl); disk write (fdatasync) $DISK"
   echo
-  echo "| scenario | mirror s | skopeo s | wall mirror/skopeo | source blob MB served (m / s) | target blob MB stored (m / s) | mirror fetched/pushed MB | peak RSS MB (m / s) |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| scenario | mirror s | skopeo s | wall mirror/skopeo | client CPU s (m / s) | source blob MB served (m / s) | target blob MB stored (m / s) | mirror fetched/pushed MB | peak RSS MB (m / s) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   for r in "${ROWS[@]}"; do
     IFS='|' read -r name m s <<<"$r"
     ratio=$(awk -v a="${WALL[$m]}" -v b="${WALL[$s]}" 'BEGIN {printf "%.2f", (b>0)?a/b:0}')
     rep="${REPORTED[$m]}"
     [ "$rep" != "-" ] && rep="$(mb "${rep%/*}") / $(mb "${rep#*/}")"
-    echo "| $name | ${WALL[$m]} | ${WALL[$s]} | **$ratio** | $(mb "${SERVED[$m]}") / $(mb "${SERVED[$s]}") | $(mb "${STORED[$m]}") / $(mb "${STORED[$s]}") | $rep | ${RSS[$m]} / ${RSS[$s]} |"
+    echo "| $name | ${WALL[$m]} | ${WALL[$s]} | **$ratio** | ${CPU[$m]} / ${CPU[$s]} | $(mb "${SERVED[$m]}") / $(mb "${SERVED[$s]}") | $(mb "${STORED[$m]}") / $(mb "${STORED[$s]}") | $rep | ${RSS[$m]} / ${RSS[$s]} |"
   done
   echo
   for n in "${NOTES[@]}"; do echo "- $n"; done

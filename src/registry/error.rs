@@ -2,7 +2,7 @@
 //!
 //! Every variant carries the host and the operation ("GET manifest library/alpine:3.20"), because
 //! a mirror talks to several registries at once and "HTTP 404" alone names neither. Error bodies
-//! are parsed by [`super::error_body`]. The executor decides about retries by asking [`RegistryError::is_retryable`]; the client itself
+//! are parsed by the `error_body` module. The executor decides about retries by asking [`RegistryError::is_retryable`]; the client itself
 //! never retries (except the one re-authentication on 401).
 
 use std::time::Duration;
