@@ -99,11 +99,13 @@ served_bytes() {
 }
 
 # measure KEY SRC DST cmd...: runs cmd under /usr/bin/time -v; records wall, peak RSS, bytes.
-declare -A WALL RSS CPU SERVED STORED REPORTED
+declare -A WALL RSS CPU REGCPU SERVED STORED REPORTED
+# CPU ticks (user + system) registry NAME has used so far.
+reg_ticks() { awk '{print $14 + $15}' "/proc/${REG_PID[$1]}/stat"; }
 measure() {
   local key=$1 src=$2 dst=$3; shift 3
-  local s0 d0 t0 t1 tf="$WORK/time-$key.txt"
-  s0=$(served_bytes "$src"); d0=$(stored_bytes "$dst")
+  local s0 d0 r0 t0 t1 tf="$WORK/time-$key.txt"
+  s0=$(served_bytes "$src"); d0=$(stored_bytes "$dst"); r0=$(reg_ticks "$dst")
   t0=$(date +%s.%N)
   if ! /usr/bin/time -v -o "$tf" "$@" >"$WORK/out-$key.txt" 2>"$WORK/err-$key.txt"; then
     log "FAILED: $key ($*)"; tail -20 "$WORK/err-$key.txt" >&2; exit 1
@@ -113,6 +115,7 @@ measure() {
   RSS[$key]=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$tf")
   # user + system CPU seconds of the command and every child it waited for (each skopeo).
   CPU[$key]=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.1f", s}' "$tf")
+  REGCPU[$key]=$(awk -v a="$r0" -v b="$(reg_ticks "$dst")" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", (b-a)/hz}')
   SERVED[$key]=$(( $(served_bytes "$src") - s0 ))
   STORED[$key]=$(( $(stored_bytes "$dst") - d0 ))
   if [ -s "$WORK/out-$key.txt" ] && jq -e .summary "$WORK/out-$key.txt" >/dev/null 2>&1; then
@@ -269,14 +272,14 @@ fi
   echo "workload: $REPOS images x 3 platforms, $(mb "$UNIQUE") MB of distinct blobs (scale $SCALE${BIG:+, with a 1 GiB layer})"
   echo "machine: $(nproc) cores; sha256 ${SHA} MB/s per core (openssl); disk write (fdatasync) $DISK"
   echo
-  echo "| scenario | mirror s | skopeo s | wall mirror/skopeo | client CPU s (m / s) | source blob MB served (m / s) | target blob MB stored (m / s) | mirror fetched/pushed MB | peak RSS MB (m / s) |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| scenario | mirror s | skopeo s | wall mirror/skopeo | client CPU s (m / s) | target registry CPU s (m / s) | source blob MB served (m / s) | target blob MB stored (m / s) | mirror fetched/pushed MB | peak RSS MB (m / s) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for r in "${ROWS[@]}"; do
     IFS='|' read -r name m s <<<"$r"
     ratio=$(awk -v a="${WALL[$m]}" -v b="${WALL[$s]}" 'BEGIN {printf "%.2f", (b>0)?a/b:0}')
     rep="${REPORTED[$m]}"
     [ "$rep" != "-" ] && rep="$(mb "${rep%/*}") / $(mb "${rep#*/}")"
-    echo "| $name | ${WALL[$m]} | ${WALL[$s]} | **$ratio** | ${CPU[$m]} / ${CPU[$s]} | $(mb "${SERVED[$m]}") / $(mb "${SERVED[$s]}") | $(mb "${STORED[$m]}") / $(mb "${STORED[$s]}") | $rep | ${RSS[$m]} / ${RSS[$s]} |"
+    echo "| $name | ${WALL[$m]} | ${WALL[$s]} | **$ratio** | ${CPU[$m]} / ${CPU[$s]} | ${REGCPU[$m]} / ${REGCPU[$s]} | $(mb "${SERVED[$m]}") / $(mb "${SERVED[$s]}") | $(mb "${STORED[$m]}") / $(mb "${STORED[$s]}") | $rep | ${RSS[$m]} / ${RSS[$s]} |"
   done
   echo
   for n in "${NOTES[@]}"; do echo "- $n"; done
