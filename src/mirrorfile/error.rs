@@ -278,31 +278,24 @@ impl SourceFile {
                 )
                 .with_help(format!("use one of {}", list.join(", ")));
         }
-        if let Some(rest) = msg.strip_prefix("invalid type: ") {
-            let (found, expected) = rest
-                .split_once(", expected ")
-                .unwrap_or((rest, "another type"));
-            return self
-                .error(
-                    ErrorKind::Invalid,
-                    span,
-                    format!("wrong type: found {found}, expected {expected}"),
-                    "wrong type",
-                )
-                .with_help(format!("write {expected} here"));
-        }
-        if let Some(rest) = msg.strip_prefix("invalid value: ") {
-            let (found, expected) = rest
-                .split_once(", expected ")
-                .unwrap_or((rest, "another value"));
-            return self
-                .error(
-                    ErrorKind::Invalid,
-                    span,
-                    format!("invalid value: found {found}, expected {expected}"),
-                    "not an accepted value",
-                )
-                .with_help(format!("write {expected} here"));
+        // serde's "invalid type: X, expected Y" and "invalid value: X, expected Y".
+        for (prefix, what, label) in [
+            ("invalid type: ", "wrong type", "wrong type"),
+            ("invalid value: ", "invalid value", "not an accepted value"),
+        ] {
+            if let Some(rest) = msg.strip_prefix(prefix) {
+                let (found, expected) = rest
+                    .split_once(", expected ")
+                    .unwrap_or((rest, "something else"));
+                return self
+                    .error(
+                        ErrorKind::Invalid,
+                        span,
+                        format!("{what}: found {found}, expected {expected}"),
+                        label,
+                    )
+                    .with_help(format!("write {expected} here"));
+            }
         }
         if msg == "duplicate key" {
             return self

@@ -137,32 +137,24 @@ fn a_closed_stderr_is_not_a_crash() {
         .write_file("mirrorfile.toml", "[target]\nregistry = \"127.0.0.1:1\"\n");
     // A pipe whose reading end is already gone, as after `mirror plan 2>&1 | head -1`: every
     // write to it fails with EPIPE.
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    let warned = lab
-        .ctx
-        .command()
-        .arg("plan")
-        .stderr(writer)
-        .output()
-        .expect("run mirror plan");
+    let plan_into_closed_stderr = || {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = lab.ctx.command().arg("plan").stderr(writer).output();
+        out.expect("run mirror plan").status.code()
+    };
     assert_eq!(
-        warned.status.code(),
+        plan_into_closed_stderr(),
         Some(0),
         "a warning on a closed stderr"
     );
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
     lab.ctx
         .write_file("mirrorfile.toml", "[target]\nregistry = 1\n");
-    let failed = lab
-        .ctx
-        .command()
-        .arg("plan")
-        .stderr(writer)
-        .output()
-        .expect("run mirror plan");
-    assert_eq!(failed.status.code(), Some(1), "an error on a closed stderr");
+    assert_eq!(
+        plan_into_closed_stderr(),
+        Some(1),
+        "an error on a closed stderr"
+    );
 }
 
 #[test]
