@@ -58,7 +58,7 @@ impl Compression {
     pub fn settings(self) -> String {
         match self {
             Compression::None => "none".into(),
-            Compression::Gzip => format!("gzip-l{GZIP_LEVEL}-b1m-dict-stored-zlibrs"),
+            Compression::Gzip => format!("gzip-l{GZIP_LEVEL}-b1m-dict-anchored-zlibrs"),
             Compression::Zstd => format!("zstd-l{ZSTD_LEVEL}-nocheck"),
         }
     }

@@ -269,6 +269,34 @@ fn the_incompressibility_test_reads_histogram_and_repeats() {
     assert!(!looks_incompressible(&data, &mut table));
 }
 
+#[test]
+fn the_repeat_scan_measures_a_long_repeat_whole() {
+    // One 5,000-byte copy 10,000 bytes after its original: found at its first anchor and
+    // measured back to where it starts, so the count is the copy's length (a byte or two more
+    // only where the random bytes around it happen to agree).
+    let mut data = random(BLOCK_SIZE, 11);
+    data.copy_within(300_000..305_000, 310_000);
+    let covered = repeated_bytes(&data, &mut Vec::new());
+    assert!((5_000..5_004).contains(&covered), "{covered}");
+    // Beyond deflate's 32 KiB window a copy is no use to it and is not counted.
+    let mut far = random(BLOCK_SIZE, 11);
+    far.copy_within(300_000..305_000, 400_000);
+    assert_eq!(repeated_bytes(&far, &mut Vec::new()), 0);
+}
+
+/// Random blocks with 200 copies of 60 bytes each (1.1% of a block): few enough anchors land in
+/// such short copies that the scan counts under the 1/128 threshold, and the block is stored.
+fn short_repeats(len: usize) -> Vec<u8> {
+    let mut data = random(len, 13);
+    for block in 0..len / BLOCK_SIZE {
+        for copy in 0..200 {
+            let at = block * BLOCK_SIZE + copy * 5_000;
+            data.copy_within(at..at + 60, at + 1_000);
+        }
+    }
+    data
+}
+
 /// Yields `good` bytes, then fails.
 struct Failing {
     good: Vec<u8>,
@@ -329,5 +357,12 @@ fn output_bytes_are_pinned() {
     assert_eq!(
         crate::oci::Digest::sha256_of(&gz).to_string(),
         "sha256:8b739000ae5feb33aa795245ba9beb5280586f3cf126bb83cbc927169b5109aa"
+    );
+    // The stored-or-deflated rule at its threshold (a scan change that moves it changes bytes).
+    let (gz, summary) = compress(&short_repeats(2 * BLOCK_SIZE));
+    assert_eq!(summary.stored, 2, "{summary:?}");
+    assert_eq!(
+        crate::oci::Digest::sha256_of(&gz).to_string(),
+        "sha256:ad7638c5df9edf80053d288bde99e57b41a31f63d1059c47882d7aadda531612"
     );
 }
