@@ -80,6 +80,18 @@ pub fn resolve_archives(
     let mut errors = Vec::new();
     let mut stats = ArchiveStats::default();
     let mut pending: Vec<Pending<'_>> = Vec::new();
+    // Every file is read (hashed, spooled into the cache) at once, in parallel: reading one is
+    // sequential by nature (a tar stream) and bound by sha256 on one core, and a run usually
+    // names one archive per architecture. The results are then taken in Mirrorfile order.
+    let mut reads = model
+        .archives
+        .iter()
+        .flat_map(|entry| &entry.files)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|file| archive::read(file, &spool))
+        .collect::<Vec<_>>()
+        .into_iter();
     for entry in &model.archives {
         let fail = |image: String, kind: ResolveErrorKind| ResolveError {
             image,
@@ -87,9 +99,9 @@ pub fn resolve_archives(
             kind: Box::new(kind),
         };
         let mut matched: BTreeSet<String> = BTreeSet::new();
-        for file in &entry.files {
+        for (file, read) in entry.files.iter().zip(&mut reads) {
             stats.archives += 1;
-            let found = match archive::read(file, &spool) {
+            let found = match read {
                 Ok(found) => found,
                 Err(e) => {
                     errors.push(fail(
