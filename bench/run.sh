@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # mirror vs skopeo, side by side, offline: two (or more) CNCF distribution registries on
-# 127.0.0.1, a deterministic multi-arch workload, five scenarios, one table. See BENCHMARKS.md.
+# 127.0.0.1, a deterministic multi-arch workload, six scenarios (podman too, where installed),
+# one table. See BENCHMARKS.md.
 #
 #   bench/run.sh [--repos N] [--scale F] [--big] [--jobs N] [--archive-repos N]
 #                [--scenarios "1 2 3 4 5 6"] [--work DIR] [--keep] [--no-build]
@@ -30,6 +31,9 @@ done
 if [ "$BUILD" = 1 ]; then
   (cd "$ROOT" && cargo build --release --quiet --bin mirror --example workload)
 fi
+# podman is optional: with it, scenarios 5 and 6 also run the `podman manifest` script.
+PODMAN=0
+command -v podman >/dev/null && PODMAN=1
 MIRROR="$ROOT/target/release/mirror"
 WL="$ROOT/target/release/examples/workload"
 [ -z "$WORK" ] && WORK=$(mktemp -d /tmp/mirror-bench.XXXXXX)
@@ -242,6 +246,25 @@ archives_scenario() {
         "docker-archive:$archive:$name" "docker://$0/$name-$arch"
     done <"$1"' "${REG_ADDR[dst-s$key]}" "$WORK/archive-refs.txt" "$compression"
   stop_registry "dst-m$key"; stop_registry "dst-s$key"
+  [ "$PODMAN" = 1 ] || return 0
+  # What users script with docker/podman: one manifest list per image, each arch's image added
+  # from its archive, then `manifest push --all` (pushes every arch and the index). Fresh
+  # storage per run; vfs because this machine has no overlay support for podman.
+  start_registry "dst-p$key"
+  measure "p$key" src "dst-p$key" bash -c '
+    set -e
+    podman="podman --storage-driver vfs --root $3/root --runroot $3/run --events-backend none"
+    rm -rf "$3"
+    cut -d" " -f2 "$1" | sort -u | while read -r name; do
+      $podman manifest create "list-$name" >/dev/null
+      grep -F " $name " "$1" | while read -r archive _ arch; do
+        $podman manifest add "list-$name" "docker-archive:$archive:$name" >/dev/null
+      done
+      $podman manifest push --all --quiet --tls-verify=false --compression-format "$2" \
+        "list-$name" "docker://$0/$name"
+    done
+    rm -rf "$3"' "${REG_ADDR[dst-p$key]}" "$WORK/archive-refs.txt" "$compression" "$WORK/podman-$key"
+  stop_registry "dst-p$key"
 }
 
 if has 5 || has 6; then
@@ -253,17 +276,22 @@ if has 5 || has 6; then
       echo "$a ${ref#*/} $arch" >>"$WORK/archive-refs.txt"
     done
   done <"$WORK/archives.txt"
-  SKOPEO_NOTE="skopeo pushes one image per arch (tag-ARCH) and cannot assemble the index; podman manifest create/add/push would, but podman is not installed here"
+  SKOPEO_NOTE="skopeo pushes one image per arch (tag-ARCH) and cannot assemble the index"
+  PODMAN_NOTE="podman: manifest create, manifest add docker-archive:FILE:NAME per arch, manifest push --all, per image: the same result as mirror (one index per image)"
+  [ "$PODMAN" = 1 ] || PODMAN_NOTE="podman is not installed: no podman rows (apt-get install podman)"
   if has 5; then
     log "5. docker-save archives (3 arches) -> registry, layers gzip'd"
     archives_scenario 5 gzip
-    row "5 archives -> registry (gzip)" m5 s5 "$SKOPEO_NOTE"
+    row "5 archives -> registry (gzip), vs skopeo" m5 s5 "$SKOPEO_NOTE"
+    [ "$PODMAN" = 1 ] && row "5 archives -> registry (gzip), vs podman" m5 p5 "$PODMAN_NOTE"
   fi
   if has 6; then
     log "6. the same archives, layers zstd'd (compression = \"zstd\" / --dest-compress-format zstd)"
     archives_scenario 6 zstd
-    row "6 archives -> registry (zstd)" m6 s6
+    row "6 archives -> registry (zstd), vs skopeo" m6 s6
+    [ "$PODMAN" = 1 ] && row "6 archives -> registry (zstd), vs podman" m6 p6
   fi
+  [ "$PODMAN" = 1 ] || NOTES+=("5, 6: $PODMAN_NOTE")
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -272,7 +300,7 @@ fi
   echo "workload: $REPOS images x 3 platforms, $(mb "$UNIQUE") MB of distinct blobs (scale $SCALE${BIG:+, with a 1 GiB layer})"
   echo "machine: $(nproc) cores; sha256 ${SHA} MB/s per core (openssl); disk write (fdatasync) $DISK"
   echo
-  echo "| scenario | mirror s | skopeo s | wall mirror/skopeo | client CPU s (m / s) | target registry CPU s (m / s) | source blob MB served (m / s) | target blob MB stored (m / s) | mirror fetched/pushed MB | peak RSS MB (m / s) |"
+  echo "| scenario | mirror s | baseline s | wall mirror/baseline | client CPU s (m / b) | target registry CPU s (m / b) | source blob MB served (m / b) | target blob MB stored (m / b) | mirror fetched/pushed MB | peak RSS MB (m / b) |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for r in "${ROWS[@]}"; do
     IFS='|' read -r name m s <<<"$r"
