@@ -109,6 +109,9 @@ reg_ticks() { awk '{print $14 + $15}' "/proc/${REG_PID[$1]}/stat"; }
 measure() {
   local key=$1 src=$2 dst=$3; shift 3
   local s0 d0 r0 t0 t1 tf="$WORK/time-$key.txt"
+  # Dirty pages left by what ran before (the workload, the other tool's run) are written back
+  # now, not during this command, where they would slow whichever tool comes next.
+  sync
   s0=$(served_bytes "$src"); d0=$(stored_bytes "$dst"); r0=$(reg_ticks "$dst")
   t0=$(date +%s.%N)
   if ! /usr/bin/time -v -o "$tf" "$@" >"$WORK/out-$key.txt" 2>"$WORK/err-$key.txt"; then
