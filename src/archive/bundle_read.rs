@@ -26,6 +26,8 @@ pub enum BundleReadError {
     Gzip { path: PathBuf },
     #[error("{path}: entry `{entry}` has an unsafe path")]
     UnsafePath { path: PathBuf, entry: String },
+    #[error("{path} is not a bundle: not a tar archive (bundles are `.tar` or `.tar.zst`)")]
+    NotTar { path: PathBuf },
 }
 
 /// What the visitor is told about one file of the bundle.
@@ -90,6 +92,13 @@ where
         path: path.to_path_buf(),
         source,
     };
+    let (is_tar, reader) = super::spool::peek_tar(reader).map_err(io_err)?;
+    if !is_tar {
+        return Err(BundleReadError::NotTar {
+            path: path.to_path_buf(),
+        }
+        .into());
+    }
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(io_err)? {
         let mut entry = entry.map_err(io_err)?;
@@ -235,6 +244,13 @@ mod tests {
         std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).expect("write");
         let err = read_bundle::<BundleReadError>(&gz, &mut |_, _| Ok(()));
         assert!(matches!(err, Err(BundleReadError::Gzip { .. })));
+        let text = dir.path().join("notes.tar");
+        std::fs::write(&text, "release notes, not a bundle\n".repeat(50)).expect("write");
+        let err = read_bundle::<BundleReadError>(&text, &mut |_, _| Ok(()));
+        assert!(
+            matches!(err, Err(BundleReadError::NotTar { .. })),
+            "{err:?}"
+        );
         assert_eq!(
             clean_name("./blobs/sha256/ab").as_deref(),
             Some("blobs/sha256/ab")

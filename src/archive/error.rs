@@ -50,6 +50,11 @@ pub enum ArchiveError {
     },
     #[error("{archive}: not an image archive: it has neither `manifest.json` (docker save) nor `index.json` (OCI layout)")]
     NoLayout { archive: PathBuf },
+    #[error("{archive}: not a tar archive{}: expected what `docker save`, `podman save` or `ctr images export` write (plain, .gz or .zst)", if *.decompressed { " once decompressed" } else { "" })]
+    NotTar {
+        archive: PathBuf,
+        decompressed: bool,
+    },
     #[error("{archive}: image {image}: {detail}")]
     Image {
         archive: PathBuf,

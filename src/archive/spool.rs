@@ -19,6 +19,55 @@ use crate::oci::{read_hashed, Digest, FileDigest};
 
 /// Entries in one archive before we call it hostile.
 const MAX_ENTRIES: usize = 1_000_000;
+/// A tar block (and header) is this many bytes.
+const TAR_BLOCK: usize = 512;
+
+/// A reader with the block [`peek_tar`] read put back in front of the rest.
+pub(crate) type Restored<R> = std::io::Chain<std::io::Cursor<Vec<u8>>, R>;
+
+/// Reads the first block of `reader` and says whether it starts a tar stream (a header, the
+/// zero block of an empty tar, or nothing at all), handing back a reader with that block put
+/// back. Checked before the tar reader runs, whose complaints about a non-tar file quote the
+/// file's bytes as header text.
+pub(crate) fn peek_tar<R: Read>(mut reader: R) -> std::io::Result<(bool, Restored<R>)> {
+    let mut head = Vec::with_capacity(TAR_BLOCK);
+    (&mut reader)
+        .take(TAR_BLOCK as u64)
+        .read_to_end(&mut head)?;
+    let is_tar = head.is_empty() || is_tar_header(&head);
+    Ok((is_tar, std::io::Cursor::new(head).chain(reader)))
+}
+
+/// Whether `block` is a full tar block that is all zeros (an empty archive's end) or a header
+/// whose checksum field matches its bytes (the sum with the field itself read as spaces).
+fn is_tar_header(block: &[u8]) -> bool {
+    if block.len() != TAR_BLOCK {
+        return false;
+    }
+    if block.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let field = &block[148..156];
+    let Ok(text) = std::str::from_utf8(field) else {
+        return false;
+    };
+    let Ok(stated) = u32::from_str_radix(text.trim_matches(|c| c == '\0' || c == ' '), 8) else {
+        return false;
+    };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    sum == stated
+}
+
 /// Links followed in a chain before we call it a loop.
 const MAX_LINK_DEPTH: usize = 16;
 
@@ -62,6 +111,13 @@ impl Contents {
             source,
             |raw| {
                 let (compression, reader) = compression::decoder(raw).map_err(io)?;
+                let (is_tar, reader) = peek_tar(reader).map_err(io)?;
+                if !is_tar {
+                    return Err(ArchiveError::NotTar {
+                        archive: path.to_path_buf(),
+                        decompressed: compression != Compression::None,
+                    });
+                }
                 Ok((compression, read_entries(path, reader, spool)?))
             },
             io,
@@ -293,6 +349,50 @@ mod tests {
             assert_eq!(contents.file.size, bytes.len() as u64, "{name}");
             assert!(contents.has("a.txt"));
         }
+    }
+
+    #[test]
+    fn files_that_are_not_tars_are_named_as_such() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text =
+            b"# mirror\n\nA tool that mirrors images: this README is not a tar.\n".repeat(40);
+        let gzipped = {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&text).expect("gzip");
+            gz.finish().expect("gzip")
+        };
+        for (name, bytes, decompressed) in [
+            ("readme.tar", &text[..], false),
+            ("short.tar", &text[..100], false),
+            ("readme.tar.gz", &gzipped[..], true),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            let err = Contents::read(&path, &Memory::default()).expect_err(name);
+            assert!(
+                matches!(err, ArchiveError::NotTar { decompressed: d, .. } if d == decompressed),
+                "{name}: {err}"
+            );
+            let message = err.to_string();
+            assert!(message.contains("not a tar archive"), "{message}");
+            // Nothing of the file's own bytes is quoted back.
+            assert!(!message.contains("README"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_tar_header_is_known_by_its_checksum() {
+        let mut header = tar::Header::new_ustar();
+        header.set_path("blobs/sha256/abc").expect("path");
+        header.set_size(5);
+        header.set_cksum();
+        assert!(is_tar_header(header.as_bytes()));
+        assert!(is_tar_header(&[0u8; TAR_BLOCK]));
+        let mut damaged = *header.as_bytes();
+        damaged[0] ^= 1;
+        assert!(!is_tar_header(&damaged));
+        assert!(!is_tar_header(&header.as_bytes()[..511]));
     }
 
     #[test]
