@@ -11,12 +11,13 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Body, StatusCode, Url};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use std::io::{Read, Seek};
 
+use crate::fsutil::forget_pages;
 use crate::oci::Digest;
 
 use super::auth::{pull_scope, push_scope};
@@ -69,6 +70,10 @@ fn content_range_start(value: &str) -> Option<u64> {
 
 /// Streams `len` bytes of `path` from `start`, in [`READ_CHUNK`] pieces, telling `progress` about
 /// each piece as it is handed to the connection.
+///
+/// Each piece is read on a blocking thread straight into the buffer that goes on the wire (no
+/// second copy, as `tokio::fs` would make), and its pages are then released from the page
+/// cache ([`forget_pages`]): the upload is the last reader a cache file has in a run.
 async fn file_body(
     path: &Path,
     start: u64,
@@ -76,20 +81,33 @@ async fn file_body(
     progress: Option<UploadProgress>,
     activity: Activity,
 ) -> io::Result<Body> {
-    let mut file = tokio::fs::File::open(path).await?;
-    if start > 0 {
-        file.seek(io::SeekFrom::Start(start)).await?;
-    }
-    let reader = file.take(len);
-    let stream = futures_util::stream::try_unfold(reader, |mut reader| async move {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
-        while buf.len() < READ_CHUNK {
-            if reader.read_buf(&mut buf).await? == 0 {
-                break;
-            }
+    let path = path.to_owned();
+    let file = blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        file.seek(io::SeekFrom::Start(start))?;
+        Ok(file)
+    })
+    .await?;
+    let end = start + len;
+    let stream = futures_util::stream::try_unfold((file, start), move |(file, at)| async move {
+        if at >= end {
+            return Ok(None);
         }
-        let next = (!buf.is_empty()).then(|| (buf.freeze(), reader));
-        Ok::<_, io::Error>(next)
+        let want = (end - at).min(READ_CHUNK as u64);
+        let (file, piece) = blocking(move || {
+            let mut piece = Vec::with_capacity(want as usize);
+            (&file).take(want).read_to_end(&mut piece)?;
+            if (piece.len() as u64) < want {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("file ended at byte {} of {end}", at + piece.len() as u64),
+                ));
+            }
+            forget_pages(&file, at, want);
+            Ok((file, Bytes::from(piece)))
+        })
+        .await?;
+        Ok::<_, io::Error>(Some((piece, (file, at + want))))
     })
     .inspect_ok(move |piece| {
         activity.touch();
@@ -98,6 +116,15 @@ async fn file_body(
         }
     });
     Ok(Body::wrap_stream(stream))
+}
+
+/// Runs blocking file I/O off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)?
 }
 
 impl Client {
