@@ -314,11 +314,16 @@ fn serve(client: TcpStream, state: &State) {
                     r.fault.clone()
                 })
         };
-        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        state.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let (status, keep_open) =
-            respond(state, &mut writer, &request, &body, &method, fault.as_ref());
-        state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let in_flight = InFlight::enter(state);
+        let (status, keep_open) = respond(
+            state,
+            in_flight,
+            &mut writer,
+            &request,
+            &body,
+            &method,
+            fault.as_ref(),
+        );
         state.log.lock().expect("log").push(Logged {
             method,
             path,
@@ -334,8 +339,29 @@ fn serve(client: TcpStream, state: &State) {
 }
 
 /// Answers one request; returns the status sent and whether the connection stays usable.
+/// One request counted in flight from the moment it is read until its answer is ready to be
+/// written. Not until the write is done: the client may see the answer, release its
+/// concurrency permit and send its next request on another connection before this thread gets
+/// to decrement, which would count two requests that never overlapped.
+struct InFlight<'a>(&'a State);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a State) -> InFlight<'a> {
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn respond(
     state: &State,
+    in_flight: InFlight<'_>,
     client: &mut TcpStream,
     request: &Head,
     body: &[u8],
@@ -356,6 +382,7 @@ fn respond(
                 head.push_str(&format!("Retry-After: {seconds}\r\n"));
             }
             head.push_str("\r\n");
+            drop(in_flight);
             let ok = client.write_all(head.as_bytes()).is_ok()
                 && (method == "HEAD" || client.write_all(body.as_bytes()).is_ok());
             return (*status, ok);
@@ -406,6 +433,7 @@ fn respond(
     } else {
         "keep-alive"
     };
+    drop(in_flight);
     if client.write_all(&head.write(length, connection)).is_err() {
         return (status, false);
     }
