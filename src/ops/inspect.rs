@@ -43,23 +43,8 @@ impl FromStr for Location {
             return Ok(archive_location(rest));
         }
         if let Some(rest) = text.strip_prefix("oci:") {
-            // `oci:DIR:NAME`, split at the last colon unless the whole text is a directory.
-            if std::path::Path::new(rest).is_dir() {
-                return Ok(Location::OciDir {
-                    dir: rest.into(),
-                    name: None,
-                });
-            }
-            return Ok(match rest.rsplit_once(':') {
-                Some((dir, name)) if !name.contains('/') && !dir.is_empty() => Location::OciDir {
-                    dir: dir.into(),
-                    name: Some(name.to_string()),
-                },
-                _ => Location::OciDir {
-                    dir: rest.into(),
-                    name: None,
-                },
-            });
+            let (dir, name) = split_after_existing(rest, std::path::Path::is_dir);
+            return Ok(Location::OciDir { dir, name });
         }
         // skopeo's transport prefix, as skopeo users type it out of habit.
         let text = text.strip_prefix("docker://").unwrap_or(text);
@@ -89,23 +74,36 @@ pub enum InspectError {
 /// `PATH` or `PATH:NAME`: the name starts after the first colon whose left side is a file
 /// (names have colons too: `a.tar:rancher/pause:3.6`).
 fn archive_location(rest: &str) -> Location {
-    let whole = Location::Archive {
-        path: rest.into(),
-        name: None,
-    };
-    if std::path::Path::new(rest).is_file() {
-        return whole;
+    let (path, name) = split_after_existing(rest, std::path::Path::is_file);
+    Location::Archive { path, name }
+}
+
+/// Splits `PATH[:NAME]` where NAME may hold colons itself (`out:lab/busybox:1.35`, as mirror
+/// names layout entries): the whole text when it `exists`, else at the first colon whose left
+/// side `exists`, else at the first colon (so an error names the missing PATH, not a mangled
+/// one).
+fn split_after_existing(
+    rest: &str,
+    exists: fn(&std::path::Path) -> bool,
+) -> (PathBuf, Option<String>) {
+    if exists(std::path::Path::new(rest)) {
+        return (rest.into(), None);
     }
+    let mut first = None;
     for (i, _) in rest.match_indices(':') {
         let (path, name) = (&rest[..i], &rest[i + 1..]);
-        if !name.is_empty() && std::path::Path::new(path).is_file() {
-            return Location::Archive {
-                path: path.into(),
-                name: Some(name.to_string()),
-            };
+        if path.is_empty() || name.is_empty() {
+            continue;
         }
+        if exists(std::path::Path::new(path)) {
+            return (path.into(), Some(name.to_string()));
+        }
+        first.get_or_insert((path, name));
     }
-    whole
+    match first {
+        Some((path, name)) => (path.into(), Some(name.to_string())),
+        None => (rest.into(), None),
+    }
 }
 
 /// What `inspect` found.
@@ -340,6 +338,16 @@ mod tests {
             Some(Location::Archive {
                 path: file.clone(),
                 name: Some("rancher/pause:3.6".into())
+            })
+        );
+        // Layout names as mirror writes them hold a colon too: split after the directory.
+        assert_eq!(
+            format!("oci:{}:lab/busybox:1.35", dir.display())
+                .parse::<Location>()
+                .ok(),
+            Some(Location::OciDir {
+                dir: dir.clone(),
+                name: Some("lab/busybox:1.35".into())
             })
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -241,6 +241,13 @@ fn layout_target_is_readable_by_skopeo_incremental_and_a_source_with_platform_fi
         &format!("oci:{}:lab/tiny:1.0", layout.display()),
     ]);
     assert_eq!(raw, tiny.bytes, "skopeo reads the layout by its ref.name");
+    // So does `mirror inspect`, with the same spelling (the name holds a colon itself).
+    let ours = ctx.cmd_ok(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:lab/tiny:1.0", layout.display()),
+    ]);
+    assert_eq!(ours.stdout, tiny.bytes);
     // Published files are readable by others (a web server, another user), as skopeo writes them.
     {
         use std::os::unix::fs::PermissionsExt;
