@@ -72,10 +72,9 @@ pub async fn run(
             ..RetryPolicy::default()
         },
     };
+    let stop = std::sync::OnceLock::new();
     let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        let _ = stop.set(super::signals::requested().await);
     };
     let outcome = session
         .apply_until(&plan, options, reporter.clone(), interrupt)
@@ -106,11 +105,17 @@ pub async fn run(
         }
     }
     if outcome.interrupted {
+        let stop = stop
+            .get()
+            .copied()
+            .unwrap_or(super::signals::Stop::Interrupt);
         note!(
-            "interrupted: transfers in flight were cancelled and their partial files removed; \
-             tags of unfinished images were not moved. Run `mirror apply` again to finish."
+            "{}: transfers in flight were cancelled (the bytes they had downloaded are kept in \
+             the cache for the next run) and tags of unfinished images were not moved. Run \
+             `mirror apply` again to finish.",
+            stop.name()
         );
-        return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
+        return Ok(ExitCode::from(stop.exit_code()));
     }
     if outcome.failures.is_empty() {
         Ok(ExitCode::SUCCESS)

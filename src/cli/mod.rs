@@ -19,6 +19,7 @@ mod progress;
 mod registries_yaml;
 mod reporter;
 mod schema;
+mod signals;
 
 use output::note;
 use std::path::PathBuf;
@@ -126,9 +127,6 @@ pub enum Command {
     Man,
 }
 
-/// The exit code after Ctrl-C (128 + SIGINT), as shells report it.
-pub const EXIT_INTERRUPTED: u8 = 130;
-
 /// Parses the command line, runs the command, and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -171,28 +169,30 @@ fn usage(e: &clap::Error) -> ExitCode {
 
 async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
     match &cli.command {
-        // apply stops its own transfers cleanly on Ctrl-C; until the plan is made, and for every
-        // other command, Ctrl-C simply drops the work (temp files go with it).
+        // apply stops its own transfers cleanly on Ctrl-C or SIGTERM; until the plan is made,
+        // and for every other command, a stop request simply drops the work (temp files go with
+        // it).
         Command::Apply(args) => {
             let session = match interruptible(session(&cli)).await {
-                Some(session) => session?,
-                None => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
+                Ok(session) => session?,
+                Err(stop) => return Ok(ExitCode::from(stop.exit_code())),
             };
             apply::run(&session, args, &cli, bars).await
         }
-        command => interruptible(run_other(&cli, command))
-            .await
-            .unwrap_or(Ok(ExitCode::from(EXIT_INTERRUPTED))),
+        command => match interruptible(run_other(&cli, command)).await {
+            Ok(result) => result,
+            Err(stop) => Ok(ExitCode::from(stop.exit_code())),
+        },
     }
 }
 
-/// `Some(result)`, or `None` when Ctrl-C came first (the future is dropped).
-async fn interruptible<T>(work: impl std::future::Future<Output = T>) -> Option<T> {
+/// The result of `work`, or the stop request that came first (the future is dropped).
+async fn interruptible<T>(work: impl std::future::Future<Output = T>) -> Result<T, signals::Stop> {
     tokio::select! {
-        value = work => Some(value),
-        Ok(()) = tokio::signal::ctrl_c() => {
-            note!("interrupted");
-            None
+        value = work => Ok(value),
+        stop = signals::requested() => {
+            note!("{}", stop.name());
+            Err(stop)
         }
     }
 }

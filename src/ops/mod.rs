@@ -114,6 +114,9 @@ pub struct Session {
     pub target_name: String,
     /// What image names on the target start with (`127.0.0.1:5000/`, `oci:DIR:`).
     target_base: String,
+    /// The same with an absolute path for layouts and bundles: the cache's roots are shared by
+    /// every Mirrorfile using it, and two projects' `out/` are different directories.
+    root_base: String,
     clients: BTreeMap<String, Client>,
     /// Set when the target is a bundle: written by [`Session::finish`] after a successful apply.
     bundle: Option<Arc<BundleSink>>,
@@ -166,29 +169,34 @@ impl Session {
         let credentials = CredentialStore::new(env);
         let mut clients: BTreeMap<String, Client> = BTreeMap::new();
         let mut bundle = None;
-        let (sink, target_name, target_base): (Arc<dyn Sink>, String, String) = match &model.target
-        {
-            Target::Registry { host, .. } => {
-                let client = client_for(host, &model, &credentials).await?;
-                clients.insert(host.clone(), client.clone());
-                let sink = Arc::new(RegistryEndpoint::new(client));
-                (sink, format!("registry {host}"), format!("{host}/"))
-            }
-            Target::Layout { path, .. } => {
-                let name = format!("layout {}", path.display());
-                let sink = LayoutSink::open(path).map_err(|source| OpsError::Target {
-                    target: name.clone(),
-                    source,
-                })?;
-                (Arc::new(sink), name, format!("oci:{}:", path.display()))
-            }
-            Target::Bundle { path, .. } => {
-                let sink = Arc::new(BundleSink::new(path, store.clone()));
-                bundle = Some(sink.clone());
-                let base = format!("oci-archive:{}:", path.display());
-                (sink, format!("bundle {}", path.display()), base)
-            }
-        };
+        let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.into());
+        let (sink, target_name, target_base, root_base): (Arc<dyn Sink>, String, String, String) =
+            match &model.target {
+                Target::Registry { host, .. } => {
+                    let client = client_for(host, &model, &credentials).await?;
+                    clients.insert(host.clone(), client.clone());
+                    let sink = Arc::new(RegistryEndpoint::new(client));
+                    let base = format!("{host}/");
+                    (sink, format!("registry {host}"), base.clone(), base)
+                }
+                Target::Layout { path, .. } => {
+                    let name = format!("layout {}", path.display());
+                    let sink = LayoutSink::open(path).map_err(|source| OpsError::Target {
+                        target: name.clone(),
+                        source,
+                    })?;
+                    let base = format!("oci:{}:", path.display());
+                    let root = format!("oci:{}:", absolute(path).display());
+                    (Arc::new(sink), name, base, root)
+                }
+                Target::Bundle { path, .. } => {
+                    let sink = Arc::new(BundleSink::new(path, store.clone()));
+                    bundle = Some(sink.clone());
+                    let base = format!("oci-archive:{}:", path.display());
+                    let root = format!("oci-archive:{}:", absolute(path).display());
+                    (sink, format!("bundle {}", path.display()), base, root)
+                }
+            };
         let hosts = model
             .images
             .iter()
@@ -221,6 +229,7 @@ impl Session {
             probing_sink,
             target_name,
             target_base,
+            root_base,
             model,
             store,
             sources,
@@ -362,8 +371,9 @@ impl Session {
             .await
     }
 
-    /// Runs a plan until it is done or `stop` completes (Ctrl-C): then tasks in flight are
-    /// cancelled, their partial files removed and their upload sessions deleted, and
+    /// Runs a plan until it is done or `stop` completes (Ctrl-C, SIGTERM): then tasks in
+    /// flight are cancelled (downloads keep their received bytes in the cache's partial files
+    /// for the next run) and their upload sessions deleted, and
     /// [`Outcome::interrupted`] is set. What finished before stays recorded.
     pub async fn apply_until(
         &self,
@@ -400,7 +410,13 @@ impl Session {
                 outcome.roots_pushed.get(*i).copied().unwrap_or(false)
                     || image.action == plan::Action::Unchanged
             })
-            .map(|(_, image)| (image.target.clone(), image.resolved.root.descriptor()))
+            .map(|(_, image)| {
+                let name = match image.target.strip_prefix(&self.target_base) {
+                    Some(rest) => format!("{}{rest}", self.root_base),
+                    None => image.target.clone(),
+                };
+                (name, image.resolved.root.descriptor())
+            })
             .collect();
         if let Err(e) = self.store.record_roots(&done) {
             // The target is right; only a later `cache gc` would keep less than it could.

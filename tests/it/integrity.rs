@@ -134,8 +134,13 @@ fn a_manifest_that_does_not_match_its_digest_is_refused_before_anything_moves() 
 
 /// Sends SIGINT to a child process.
 fn interrupt(child: &Child) {
+    send_signal(child, "-INT");
+}
+
+/// Sends `signal` (`-INT`, `-TERM`) to a child process.
+fn send_signal(child: &Child, signal: &str) {
     let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
@@ -153,7 +158,17 @@ fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 #[test]
-fn ctrl_c_cancels_uploads_removes_partial_files_and_exits_130() {
+fn ctrl_c_cancels_uploads_removes_temp_files_and_exits_130() {
+    stop_cancels_uploads_and_keeps_what_was_verified("-INT", 130, "interrupted");
+}
+
+/// SIGTERM (what `timeout`, systemd, Kubernetes and CI cancellations send) stops as Ctrl-C does.
+#[test]
+fn sigterm_stops_as_cleanly_as_ctrl_c_and_exits_143() {
+    stop_cancels_uploads_and_keeps_what_was_verified("-TERM", 143, "terminated");
+}
+
+fn stop_cancels_uploads_and_keeps_what_was_verified(signal: &str, code: i32, word: &str) {
     let lab = Lab::new();
     let image = lab.seed(
         "lab/big:1",
@@ -192,15 +207,19 @@ fn ctrl_c_cancels_uploads_removes_partial_files_and_exits_130() {
         );
     }
     let child = child;
-    interrupt(&child);
+    send_signal(&child, signal);
     let started = Instant::now();
     let out = child.wait_with_output().expect("wait for mirror");
-    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(code), "{}", describe(&out));
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "stopped promptly"
     );
-    assert!(stderr(&out).contains("interrupted"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains(&format!("{word}: transfers in flight were cancelled")),
+        "{}",
+        describe(&out)
+    );
     // The summary does not call the untagged image created.
     let text = stdout(&out);
     assert!(
@@ -217,7 +236,7 @@ fn ctrl_c_cancels_uploads_removes_partial_files_and_exits_130() {
         describe(&out)
     );
     assert!(!text.contains("Apply complete"), "{}", describe(&out));
-    // No partial file in the cache, no tag, and the open upload session was deleted.
+    // No temp file in the cache, no tag, and the open upload session was deleted.
     assert!(cache_files(&lab.ctx, "cache/tmp").is_empty());
     assert!(http::tags(&lab.tgt(), "lab/big").is_empty());
     let log = down.take_log();
@@ -567,4 +586,64 @@ fn cache_verify_finds_damage_and_gc_frees_what_a_moved_tag_left_behind() {
     // Nothing to fetch for v2 afterwards.
     let plan = lab.ctx.json(&["plan", "--json"]);
     assert_eq!(plan["summary"]["fetch_bytes"].as_u64(), Some(0), "{plan:#}");
+}
+
+/// Two projects share one cache and both write a layout called `out` (each in its own
+/// directory) with other platforms of the same tag: the cache keeps a root for each, so gc
+/// frees nothing either still needs. Root names used to be relative (`oci:out:…`), and the
+/// second project's root replaced the first's.
+#[test]
+fn layout_targets_of_two_projects_keep_separate_cache_roots() {
+    let lab = Lab::new();
+    lab.seed("lab/app:1", &ImageSpec::multi("roots", &TWO));
+    let cache = lab.ctx.work().join("shared-cache");
+    for (project, platform) in [("p1", "linux/amd64"), ("p2", "linux/arm64")] {
+        lab.ctx.write_file(
+            &format!("{project}/mirrorfile.toml"),
+            &format!(
+                "[target]\nlayout = \"out\"\n\n[registry.\"{up}\"]\ntls = \"http\"\n\n\
+                 [defaults]\nplatforms = [\"{platform}\"]\n\n[cache]\ndir = \"{cache}\"\n\n\
+                 [[images]]\nref = \"{up}/lab/app:1\"\n",
+                up = lab.up(),
+                cache = cache.display()
+            ),
+        );
+        lab.ctx.cmd_ok(&[
+            "-f",
+            &format!("{project}/mirrorfile.toml"),
+            "apply",
+            "--progress",
+            "none",
+        ]);
+    }
+    let roots = std::fs::read_to_string(cache.join("index.json")).expect("index.json");
+    for project in ["p1", "p2"] {
+        let dir = lab.ctx.work().join(project).join("out");
+        assert!(
+            roots.contains(&format!("oci:{}:lab/app:1", dir.display())),
+            "{roots}"
+        );
+    }
+    let gc = lab.ctx.json(&[
+        "cache",
+        "--dir",
+        cache.to_str().expect("utf-8 path"),
+        "gc",
+        "--json",
+    ]);
+    // Nothing either layout holds is garbage (the upstream index, which neither holds, may be).
+    let garbage: BTreeSet<String> = gc["garbage"]
+        .as_array()
+        .expect("garbage list")
+        .iter()
+        .filter_map(|g| g["path"].as_str())
+        .filter_map(|p| p.rsplit('/').next().map(str::to_string))
+        .collect();
+    for project in ["p1", "p2"] {
+        let held = lab.ctx.files_in(&format!("{project}/out/blobs/sha256"));
+        assert!(!held.is_empty());
+        for blob in held {
+            assert!(!garbage.contains(&blob), "{project} needs {blob}: {gc:#}");
+        }
+    }
 }
