@@ -132,35 +132,46 @@ impl AuthFile {
             .filter(|k| key_host(k) == wanted)
             .collect();
         keys.sort_by_key(|k| (k.as_str() != host, k.len()));
+        let found_any = !keys.is_empty();
         for key in keys {
-            if let Some(credentials) = self.auths.get(key).and_then(AuthEntry::credentials) {
-                return Found::Entry {
-                    key: key.clone(),
-                    credentials,
-                };
+            match self.auths.get(key).map(AuthEntry::credentials) {
+                Some(Ok(credentials)) => {
+                    return Found::Entry {
+                        key: key.clone(),
+                        credentials,
+                    }
+                }
+                Some(Err(why)) => notes.push(format!("its entry \"{key}\" is unusable: {why}")),
+                None => {}
             }
         }
-        notes.push(format!("no entry for {host}"));
+        if !found_any {
+            notes.push(format!("no entry for {host}"));
+        }
         Found::Nothing(format!("{}: {}", file.display(), notes.join(", ")))
     }
 }
 
 impl AuthEntry {
-    fn credentials(&self) -> Option<Credentials> {
+    /// The credentials of this entry, or why there are none (said without any secret).
+    fn credentials(&self) -> Result<Credentials, &'static str> {
         if let Some(token) = self.identitytoken.as_ref().filter(|t| !t.is_empty()) {
-            return Some(Credentials::IdentityToken(token.clone()));
+            return Ok(Credentials::IdentityToken(token.clone()));
         }
         if let Some(encoded) = self.auth.as_ref().filter(|a| !a.is_empty()) {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
-                .ok()?;
-            let text = String::from_utf8(decoded).ok()?;
-            let (user, password) = text.split_once(':')?;
-            return Some(Credentials::basic(user, password));
+                .map_err(|_| "its \"auth\" value is not base64")?;
+            let text = String::from_utf8(decoded)
+                .map_err(|_| "its \"auth\" value does not decode to text")?;
+            let (user, password) = text
+                .split_once(':')
+                .ok_or("its \"auth\" value does not decode to user:password")?;
+            return Ok(Credentials::basic(user, password));
         }
         match (&self.username, &self.password) {
-            (Some(u), Some(p)) if !u.is_empty() => Some(Credentials::basic(u, p)),
-            _ => None,
+            (Some(u), Some(p)) if !u.is_empty() => Ok(Credentials::basic(u, p)),
+            _ => Err("it has no \"auth\", \"identitytoken\" or username and password"),
         }
     }
 }
@@ -271,6 +282,25 @@ mod tests {
         match lookup(json, "other.example") {
             Found::Nothing(note) => assert!(note.contains("docker-credential-nosuch"), "{note}"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_entry_that_cannot_be_used_is_named_with_why() {
+        // base64("no-colon")
+        for (auth, why) in [
+            ("!!!notbase64", "its \"auth\" value is not base64"),
+            ("bm8tY29sb24=", "does not decode to user:password"),
+        ] {
+            let json = format!(r#"{{"auths":{{"r.example":{{"auth":"{auth}"}}}}}}"#);
+            match lookup(&json, "r.example") {
+                Found::Nothing(note) => {
+                    assert!(note.contains("entry \"r.example\" is unusable"), "{note}");
+                    assert!(note.contains(why), "{note}");
+                    assert!(!note.contains("no entry"), "{note}");
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 

@@ -90,14 +90,6 @@ impl CredentialSource {
             CredentialSource::Explicit("explicitly provided credentials".to_string())
         }
     }
-
-    /// Whether credentials were actually sent.
-    pub fn has_credentials(&self) -> bool {
-        !matches!(
-            self,
-            CredentialSource::Anonymous | CredentialSource::NotFound(_)
-        )
-    }
 }
 
 impl fmt::Display for CredentialSource {

@@ -105,18 +105,26 @@ pub enum RegistryError {
     },
 }
 
-/// What to do about a 401/403, depending on whether credentials were sent.
+/// What to do about a 401/403, depending on whether credentials were sent and where from.
 fn unauthorized_help(host: &str, source: &CredentialSource) -> String {
-    if source.has_credentials() {
-        format!(
-            "check those credentials (run `docker login {host}` again) and that the account may \
-             access this repository"
-        )
-    } else {
-        format!(
+    let access = "and that the account may access this repository";
+    match source {
+        CredentialSource::Env {
+            username_var,
+            password_var,
+        } => format!("check the values of ${username_var} and ${password_var} {access}"),
+        CredentialSource::DockerConfig { .. } | CredentialSource::Helper { .. } => {
+            format!("check those credentials (run `docker login {host}` again) {access}")
+        }
+        CredentialSource::ContainersAuth { .. } => format!(
+            "check those credentials (run `podman login {host}` or `skopeo login {host}` again) \
+             {access}"
+        ),
+        CredentialSource::Explicit(_) => format!("check those credentials {access}"),
+        CredentialSource::Anonymous | CredentialSource::NotFound(_) => format!(
             "log in with `docker login {host}` (or `podman login {host}`), or name variables \
              holding them with `username_env` and `password_env` under `[registry.\"{host}\"]`"
-        )
+        ),
     }
 }
 

@@ -267,7 +267,7 @@ async fn htpasswd_basic_auth() {
         !text.contains("wrong-password-xyz") && !format!("{err:?}").contains("wrong-password-xyz")
     );
     assert!(
-        text.contains(&registry.host) && text.contains("docker login"),
+        text.contains(&registry.host) && text.contains("check those credentials"),
         "{text}"
     );
 

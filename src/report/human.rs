@@ -199,19 +199,20 @@ pub fn apply_summary(
     } else {
         style.red("Apply FAILED")
     };
-    let not_done = n.failed + n.not_done;
-    let mut out = if outcome.complete() && not_done == 0 {
-        format!(
-            "{headline}: {} created, {} updated, {} unchanged.\n",
-            n.created, n.updated, n.unchanged
-        )
-    } else {
-        // Count what really happened: an image whose tag was not pushed was not created.
-        format!(
-            "{headline}: {} created, {} updated, {} unchanged, {not_done} not done.\n",
-            n.created, n.updated, n.unchanged
-        )
-    };
+    let not_pushed = n.failed + n.not_done;
+    // Count what really happened: an image whose tag was not pushed was not created. The words
+    // are the JSON statuses (`failed`, `not_done`), so both reports agree.
+    let mut counts = format!(
+        "{} created, {} updated, {} unchanged",
+        n.created, n.updated, n.unchanged
+    );
+    if n.failed > 0 {
+        let _ = write!(counts, ", {} failed", n.failed);
+    }
+    if n.not_done > 0 || (not_pushed == 0 && !outcome.complete()) {
+        let _ = write!(counts, ", {} not done", n.not_done);
+    }
+    let mut out = format!("{headline}: {counts}.\n");
     let _ = writeln!(
         out,
         "  fetched {}, pushed {}, mounted {}, {} already there, {} manifests pushed; {} requests in {:.1}s",
@@ -229,8 +230,8 @@ pub fn apply_summary(
         requests,
         elapsed.as_secs_f64()
     );
-    if not_done > 0 {
-        let _ = writeln!(out, "Not done:");
+    if not_pushed > 0 {
+        let _ = writeln!(out, "Not pushed:");
         for (image, st) in plan.images.iter().zip(&statuses) {
             let sign = match st.status {
                 Status::Ok => continue,

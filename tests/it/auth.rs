@@ -247,6 +247,23 @@ fn environment_variables_named_in_the_mirrorfile() {
         err.contains("config.json"),
         "names the files it looked in: {err}"
     );
+    // A wrong password from the variables: the advice is about the variables, not docker login.
+    let wrong = s
+        .ctx
+        .command()
+        .env("MIRROR_IT_USER", USER)
+        .env("MIRROR_IT_PASSWORD", "not-the-password")
+        .args(["-f", "push.toml", "apply"])
+        .output()
+        .expect("run mirror");
+    assert_eq!(wrong.status.code(), Some(1), "{}", describe(&wrong));
+    let err = flat(&wrong.stderr);
+    assert!(
+        err.contains("check the values of $MIRROR_IT_USER and $MIRROR_IT_PASSWORD"),
+        "{err}"
+    );
+    assert!(!err.contains("docker login"), "{err}");
+    assert_no_secret(&[&wrong], &["not-the-password"]);
 
     let run = |file: &str| {
         s.ctx

@@ -306,10 +306,10 @@ fn a_source_that_goes_down_mid_run_is_given_up_on_once_not_per_blob() {
         err.contains("1 task(s) failed, 12 more skipped on an unreachable host"),
         "{err}"
     );
-    // The summary names every image that was not done.
+    // The summary names every image that was not pushed, counted as the JSON counts them.
     let text = crate::support::context::stdout(&out);
     assert!(
-        text.contains("Apply FAILED: 0 created, 0 updated, 0 unchanged, 13 not done."),
+        text.contains("Apply FAILED: 0 created, 0 updated, 0 unchanged, 13 failed."),
         "{text}"
     );
     for image in &images {
@@ -393,7 +393,7 @@ fn an_image_blocked_by_another_images_failed_blob_is_reported_failed_by_name() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let text = crate::support::context::stdout(&out);
     assert!(
-        text.contains("Apply FAILED: 0 created, 0 updated, 1 unchanged, 2 not done."),
+        text.contains("Apply FAILED: 0 created, 0 updated, 1 unchanged, 2 failed."),
         "{text}"
     );
     assert!(

@@ -60,6 +60,9 @@ pub fn compressed(
     }
     let mut source = store.open_blob(diff_id)?;
     let made = store.write_blob_with(|out| compression::compress(kind, &mut source, out))?;
+    // The uncompressed copy is not read again this run (pushes send the compressed one).
+    let read = source.metadata().map(|m| m.len()).unwrap_or_default();
+    crate::fsutil::forget_pages(&source, 0, read);
     store.memo_put(&key, &format!("{} {}", made.0, made.1))?;
     counters.compressed.fetch_add(1, Ordering::Relaxed);
     Ok(made)
