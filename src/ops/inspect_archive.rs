@@ -130,7 +130,10 @@ pub fn inspect_archive(
             )
         });
         if bundle {
-            detail.push_str("; `mirror bundle inspect FILE` lists what a bundle holds");
+            detail.push_str(
+                "; `mirror inspect oci-archive:FILE[:NAME]` reads a bundle's images as they are, \
+                 `mirror bundle inspect FILE` lists them",
+            );
         }
         return Err(ArchiveInspectError {
             archive: shown,
