@@ -19,6 +19,12 @@ use crate::oci::digest::HashingWriter;
 use crate::oci::layout::OCI_LAYOUT_FILE;
 use crate::oci::{Digest, Sha256Hasher};
 
+/// The Mirrorfile a bundle carries beside its layout (written by `mirror` after `index.json`,
+/// before any blob). With [`LOCK_ENTRY`], what tells a bundle from other OCI-layout tars.
+pub const MIRRORFILE_ENTRY: &str = "mirrorfile.toml";
+/// The lock a bundle carries, when one sat next to the Mirrorfile.
+pub const LOCK_ENTRY: &str = "mirrorfile.lock";
+
 /// zstd level: the CLI's default, a good speed/ratio point (≈110 MB/s per core here).
 const ZSTD_LEVEL: i32 = 3;
 

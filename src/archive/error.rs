@@ -55,6 +55,8 @@ pub enum ArchiveError {
         archive: PathBuf,
         decompressed: bool,
     },
+    #[error("{archive} is a mirror bundle (an OCI layout with the `mirrorfile.toml` that made it), not an image archive: read as one, its manifests would be rebuilt and its attestations and digest-only images dropped")]
+    MirrorBundle { archive: PathBuf },
     #[error("{archive}: image {image}: {detail}")]
     Image {
         archive: PathBuf,

@@ -47,7 +47,11 @@ pub struct FoundImage {
 pub struct Found {
     pub contents: Contents,
     pub images: Vec<FoundImage>,
+    /// Notes about the images found, for each of them.
     pub warnings: Vec<String>,
+    /// Manifests the archive holds that no image takes (attestations), one note each naming
+    /// the archive, the digest and why: about the archive, not about any one image.
+    pub skipped: Vec<String>,
 }
 
 /// Reads a file the archive holds, refusing more than `limit` bytes.
@@ -88,7 +92,7 @@ pub(crate) fn read_limited(
 /// `manifest.json`.
 pub fn read(path: &Path, spool: &dyn Spool) -> Result<Found, ArchiveError> {
     let contents = Contents::read(path, spool)?;
-    let mut warnings = Vec::new();
+    let mut notes = oci_tar::Notes::default();
     let has_saved = contents.has(docker_save::MANIFEST_JSON);
     let has_layout = contents.has(oci_tar::INDEX_JSON);
     if !has_saved && !has_layout {
@@ -125,7 +129,7 @@ pub fn read(path: &Path, spool: &dyn Spool) -> Result<Found, ArchiveError> {
     if has_layout {
         let blob = contents.get(oci_tar::INDEX_JSON, "the OCI layout")?.clone();
         let bytes = read_limited(&contents, spool, &blob, oci_tar::INDEX_JSON, MAX_JSON_BYTES)?;
-        for image in oci_tar::read(&contents, spool, &bytes, &mut warnings)? {
+        for image in oci_tar::read(&contents, spool, &bytes, &mut notes)? {
             let label = image
                 .names
                 .first()
@@ -186,7 +190,7 @@ pub fn read(path: &Path, spool: &dyn Spool) -> Result<Found, ArchiveError> {
                     let found = &mut images[i];
                     merge_names(&mut found.names, &saved.names);
                     if found.layers.is_empty() && !layers.is_empty() {
-                        warnings.push(format!(
+                        notes.warnings.push(format!(
                             "{}: {label}: the OCI manifest lists no layers but manifest.json lists {} (the Docker 25.0.0 save defect); using manifest.json",
                             path.display(),
                             layers.len()
@@ -197,7 +201,7 @@ pub fn read(path: &Path, spool: &dyn Spool) -> Result<Found, ArchiveError> {
                 }
                 None => {
                     if has_layout {
-                        warnings.push(format!(
+                        notes.warnings.push(format!(
                             "{}: {label} is in manifest.json but not in index.json; kept",
                             path.display()
                         ));
@@ -218,7 +222,8 @@ pub fn read(path: &Path, spool: &dyn Spool) -> Result<Found, ArchiveError> {
     Ok(Found {
         contents,
         images,
-        warnings,
+        warnings: notes.warnings,
+        skipped: notes.skipped,
     })
 }
 

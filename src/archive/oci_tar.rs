@@ -7,6 +7,11 @@
 //! "not in this archive", not an error: the leaves present are taken, and the upstream index
 //! digest is kept for provenance. Anything a present manifest names must be present, with the
 //! size it states (its digest was checked while spooling).
+//!
+//! Nothing present is dropped without a word: an attestation (or other `unknown/unknown`)
+//! manifest the archive holds is not an image to push, and each one passed over is reported in
+//! [`Notes::skipped`] with the archive, its digest and the index that listed it. Absent children
+//! are not reported: they are content the archive never carried, not content left behind.
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -40,12 +45,22 @@ pub struct LayoutImage {
     pub upstream_index: Option<Digest>,
 }
 
+/// What the walk says besides the images it found.
+#[derive(Debug, Default)]
+pub struct Notes {
+    /// Notes about the images found (a name's index without any platform present, …).
+    pub warnings: Vec<String>,
+    /// Manifests the archive holds that are not taken, each naming the archive, the manifest's
+    /// digest and why.
+    pub skipped: Vec<String>,
+}
+
 /// Walks `index.json` and returns every image manifest present.
 pub fn read(
     contents: &Contents,
     spool: &dyn Spool,
     bytes: &[u8],
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Result<Vec<LayoutImage>, ArchiveError> {
     let index: IndexJson = serde_json::from_slice(bytes).map_err(|e| ArchiveError::BadJson {
         archive: contents.archive.clone(),
@@ -55,7 +70,7 @@ pub fn read(
     let mut out = Vec::new();
     for entry in &index.manifests {
         let names = names_of(entry);
-        walk(contents, spool, entry, &names, None, 0, &mut out, warnings)?;
+        walk(contents, spool, entry, &names, None, 0, &mut out, notes)?;
     }
     Ok(out)
 }
@@ -84,7 +99,7 @@ fn walk(
     parent: Option<&Digest>,
     depth: usize,
     out: &mut Vec<LayoutImage>,
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Result<(), ArchiveError> {
     let image_err = |detail: String| ArchiveError::Image {
         archive: contents.archive.clone(),
@@ -135,7 +150,13 @@ fn walk(
                 if child.attests().is_some()
                     || child.platform.as_ref().is_some_and(|p| p.is_unknown())
                 {
-                    continue; // attestations describe upstream images; not ours to copy
+                    // Not an image to push; say so when the archive holds it.
+                    if contents.blob_by_digest(&child.digest).is_some() {
+                        notes
+                            .skipped
+                            .push(skipped_child(contents, child, &manifest, names));
+                    }
+                    continue;
                 }
                 walk(
                     contents,
@@ -145,11 +166,11 @@ fn walk(
                     Some(manifest.digest()),
                     depth + 1,
                     out,
-                    warnings,
+                    notes,
                 )?;
             }
             if out.len() == before {
-                warnings.push(format!(
+                notes.warnings.push(format!(
                     "{}: index {} ({}) has none of its platforms in the archive",
                     contents.archive.display(),
                     manifest.digest().short(),
@@ -195,4 +216,23 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// The note for an attestation (or `unknown/unknown`) manifest of `index` that is passed over.
+fn skipped_child(
+    contents: &Contents,
+    child: &Descriptor,
+    index: &RawManifest,
+    names: &[String],
+) -> String {
+    let what = match child.attests() {
+        Some(subject) => format!("attestation manifest {} (for {subject})", child.digest),
+        None => format!("manifest {} (platform unknown/unknown)", child.digest),
+    };
+    format!(
+        "{}: {what} in index {} ({}) skipped: an index rebuilt from an archive lists platform images only",
+        contents.archive.display(),
+        index.digest(),
+        names.first().map_or("unnamed", String::as_str),
+    )
 }

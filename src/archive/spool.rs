@@ -8,11 +8,17 @@
 //! Hostile input is refused here, before anything is interpreted: absolute names, `..`,
 //! duplicate names, links leaving the archive, and `blobs/sha256/<hex>` files whose bytes do not
 //! hash to `<hex>`.
+//!
+//! A mirror bundle is refused here too, as soon as its `index.json` and Mirrorfile have gone by
+//! (the bundle writer puts both before any blob): read as an image archive, its manifests would
+//! be rebuilt and its attestations and digest-only images lost, and a bundle can be gigabytes,
+//! so there is no point in reading on.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::bundle_write::{LOCK_ENTRY, MIRRORFILE_ENTRY};
 use super::compression::{self, Compression};
 use super::ArchiveError;
 use crate::oci::{read_hashed, Digest, FileDigest};
@@ -253,9 +259,26 @@ fn read_entries(
                 });
             }
         }
+        let bundle_member = [INDEX_JSON, MIRRORFILE_ENTRY, LOCK_ENTRY].contains(&name.as_str());
         files.insert(name, Blob { digest, size });
+        if bundle_member && is_mirror_bundle(&files) {
+            return Err(ArchiveError::MirrorBundle {
+                archive: path.to_path_buf(),
+            });
+        }
     }
     Ok((files, links))
+}
+
+/// The layout's root document, which a bundle shares with every OCI-layout tar.
+const INDEX_JSON: &str = "index.json";
+
+/// Whether the files so far are those of a mirror bundle: an OCI layout with the Mirrorfile (or
+/// lock) that made it at its top level, which no `docker save`, `podman save` or `ctr export`
+/// writes.
+fn is_mirror_bundle(files: &Files) -> bool {
+    files.contains_key(INDEX_JSON)
+        && (files.contains_key(MIRRORFILE_ENTRY) || files.contains_key(LOCK_ENTRY))
 }
 
 /// `./a//b/./c` → `a/b/c`; refuses absolute names and `..`.
@@ -379,6 +402,34 @@ mod tests {
             // Nothing of the file's own bytes is quoted back.
             assert!(!message.contains("README"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_mirror_bundle_is_refused_before_its_blobs_are_read() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let entries: [(&str, &[u8]); 4] = [
+            ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+            ("index.json", br#"{"schemaVersion":2,"manifests":[]}"#),
+            ("mirrorfile.toml", b"[target]\nregistry = \"r:5000\"\n"),
+            // A blob whose bytes do not match its name: reading on would refuse it as such.
+            (
+                "blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000",
+                b"not that",
+            ),
+        ];
+        for (name, body) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, name, body).expect("append");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.mirror.tar");
+        std::fs::write(&path, tar.into_inner().expect("tar")).expect("write");
+        let err = Contents::read(&path, &Memory::default()).expect_err("a bundle");
+        assert!(matches!(err, ArchiveError::MirrorBundle { .. }), "{err}");
+        assert!(err.to_string().contains("is a mirror bundle"), "{err}");
     }
 
     #[test]

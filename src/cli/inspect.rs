@@ -20,7 +20,8 @@ use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// A registry reference (`docker.io/rancher/pause:3.1`), `oci:DIR[:NAME]` or `archive:PATH`.
+    /// A registry reference (`docker.io/rancher/pause:3.1`), `oci:DIR[:NAME]`,
+    /// `oci-archive:FILE[:NAME]` (a bundle) or `archive:PATH[:NAME]`.
     #[arg(value_name = "REF")]
     pub reference: String,
 
@@ -60,11 +61,12 @@ impl From<TlsArg> for TlsMode {
 fn error(e: inspect::InspectError, local: bool) -> miette::Report {
     let help = match &e {
         inspect::InspectError::BadReference { .. } => {
-            "write a reference like `docker.io/rancher/pause:3.1`, `oci:DIR:TAG` or `archive:FILE`"
+            "write a reference like `docker.io/rancher/pause:3.1`, `oci:DIR:TAG`, \
+             `oci-archive:FILE:NAME` or `archive:FILE`"
         }
         inspect::InspectError::Client { .. } | inspect::InspectError::Read { .. } if local => {
-            "`oci:DIR:NAME` picks an image by a name the layout lists; `mirror bundle inspect DIR` \
-             lists everything in it"
+            "`oci:DIR:NAME` (`oci-archive:FILE:NAME` for a bundle) picks an image by a name the \
+             layout lists; `mirror bundle inspect DIR|FILE` lists everything in it"
         }
         inspect::InspectError::Client { .. } | inspect::InspectError::Read { .. } => {
             "check the name and that the registry is reachable; TLS and CA settings come from \
@@ -80,7 +82,10 @@ fn error(e: inspect::InspectError, local: bool) -> miette::Report {
 
 pub async fn run(cli: &Cli, args: &InspectArgs) -> miette::Result<ExitCode> {
     let location: Location = args.reference.parse().map_err(|e| error(e, false))?;
-    let local = matches!(location, Location::OciDir { .. });
+    let local = matches!(
+        location,
+        Location::OciDir { .. } | Location::OciArchive { .. }
+    );
     let error = |e| error(e, local);
     // The Mirrorfile's [registry."host"] settings, when there is a Mirrorfile.
     let model = if cli.file.exists() {
@@ -102,8 +107,9 @@ pub async fn run(cli: &Cli, args: &InspectArgs) -> miette::Result<ExitCode> {
     if let Location::Archive { path, name } = &location {
         return archive(model.as_ref(), path, name.as_deref(), args).await;
     }
+    let env = Environment::from_process();
     let (source, repository, digest) =
-        inspect::open(&location, settings, &Environment::from_process())
+        inspect::open(&location, settings, &env, &cache(model.as_ref()))
             .await
             .map_err(error)?;
     if args.raw {
@@ -156,10 +162,8 @@ async fn archive(
     name: Option<&str>,
     args: &InspectArgs,
 ) -> miette::Result<ExitCode> {
-    let cache = model
-        .and_then(|m| m.cache_dir.clone())
-        .unwrap_or_else(|| super::default_cache(&Environment::from_process()));
-    let store = Store::open(&cache).map_err(|e| miette!("{}", super::diagnostics::chain(&e)))?;
+    let store =
+        Store::open(&cache(model)).map_err(|e| miette!("{}", super::diagnostics::chain(&e)))?;
     // Layers are compressed as the Mirrorfile's [[archives]] entry for this file says.
     let same = |f: &std::path::Path| f.canonicalize().ok() == path.canonicalize().ok();
     let compression = model
@@ -194,6 +198,14 @@ async fn archive(
         print_stdout(&archive_human(&found));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The cache archives and bundles are read into: the Mirrorfile's, else the default one (so a
+/// later `plan` over the same file reuses the work).
+fn cache(model: Option<&Model>) -> std::path::PathBuf {
+    model
+        .and_then(|m| m.cache_dir.clone())
+        .unwrap_or_else(|| super::default_cache(&Environment::from_process()))
 }
 
 fn whose(from: ManifestFrom, digest: &str) -> String {

@@ -36,10 +36,12 @@ pub async fn run(session: &Session, args: &PlanArgs, cli: &Cli) -> miette::Resul
         ..LockMode::default()
     };
     let resolution = lock::resolve_and_write(session, &mode, cli.quiet).await?;
-    let plan = session
+    let mut plan = session
         .plan_resolved(resolution.resolved.clone(), resolution.archives)
         .await
         .map_err(diagnostics::ops)?;
+    // Shown on stderr as they were found; the JSON document carries them too.
+    plan.warnings = resolution.warnings.clone();
     if let Some(out) = &args.out {
         let inputs = session
             .plan_inputs(&resolution, &plan)

@@ -1,24 +1,28 @@
 //! `mirror inspect`: what an image is made of (platforms, digests, sizes, created time, layers),
 //! read from a registry, an OCI layout directory or an image archive.
 //!
-//! Where the image lives is one [`Location`]; for registries and layouts everything after "find
-//! the root digest" reads through the [`Source`] trait. The root manifest is kept as the exact
+//! Where the image lives is one [`Location`]; for registries, layouts and bundles everything
+//! after "find the root digest" reads through the [`Source`] trait. A bundle (`oci-archive:`,
+//! the spelling `apply --json` and the cache's roots use for bundle targets) is imported into
+//! the cache as `[[bundles]]` imports it, every blob verified, and then read as a layout. The root manifest is kept as the exact
 //! bytes read, so `--raw` prints what the registry stores (the same bytes `skopeo inspect --raw`
 //! prints). An archive has no root, only images: see [`super::inspect_archive`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::layout::LayoutSource;
+use crate::endpoint::bundle;
+use crate::endpoint::layout::{LayoutError, LayoutSource};
 use crate::endpoint::registry::RegistryEndpoint;
 use crate::endpoint::{EndpointError, Source};
 use crate::environment::Environment;
 use crate::model::RegistrySettings;
 use crate::oci::{Descriptor, Digest, ManifestView, Platform, RawManifest, Reference};
 use crate::registry::{Client, CredentialStore, RegistryError};
+use crate::store::Store;
 
 /// Image configs are read whole; refuse absurd ones.
 const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
@@ -33,6 +37,9 @@ pub enum Location {
     /// `archive:PATH` or `archive:PATH:NAME`, a docker-save / podman / OCI archive (NAME: one
     /// of the image names it holds).
     Archive { path: PathBuf, name: Option<String> },
+    /// `oci-archive:FILE` or `oci-archive:FILE:NAME`: a bundle or other OCI-layout tar, read as
+    /// the layout it holds (NAME: an entry's `org.opencontainers.image.ref.name`, as for `oci:`).
+    OciArchive { path: PathBuf, name: Option<String> },
 }
 
 impl FromStr for Location {
@@ -40,7 +47,12 @@ impl FromStr for Location {
 
     fn from_str(text: &str) -> Result<Location, InspectError> {
         if let Some(rest) = text.strip_prefix("archive:") {
-            return Ok(archive_location(rest));
+            let (path, name) = file_and_name(rest);
+            return Ok(Location::Archive { path, name });
+        }
+        if let Some(rest) = text.strip_prefix("oci-archive:") {
+            let (path, name) = file_and_name(rest);
+            return Ok(Location::OciArchive { path, name });
         }
         if let Some(rest) = text.strip_prefix("oci:") {
             let (dir, name) = split_after_existing(rest, std::path::Path::is_dir);
@@ -71,11 +83,10 @@ pub enum InspectError {
     Archive { archive: String, detail: String },
 }
 
-/// `PATH` or `PATH:NAME`: the name starts after the first colon whose left side is a file
-/// (names have colons too: `a.tar:rancher/pause:3.6`).
-fn archive_location(rest: &str) -> Location {
-    let (path, name) = split_after_existing(rest, std::path::Path::is_file);
-    Location::Archive { path, name }
+/// `PATH` or `PATH:NAME` of a file: the name starts after the first colon whose left side is a
+/// file (names have colons too: `a.tar:rancher/pause:3.6`), as skopeo splits `oci-archive:`.
+fn file_and_name(rest: &str) -> (PathBuf, Option<String>) {
+    split_after_existing(rest, std::path::Path::is_file)
 }
 
 /// Splits `PATH[:NAME]` where NAME may hold colons itself (`out:lab/busybox:1.35`, as mirror
@@ -177,10 +188,12 @@ pub async fn registry_client(
 }
 
 /// Opens the location: the source to read from, the repository inside it, and the root digest.
+/// A bundle is imported into the cache at `cache` (only then is the cache opened).
 pub async fn open(
     location: &Location,
     settings: impl Fn(&str) -> RegistrySettings,
     env: &Environment,
+    cache: &Path,
 ) -> Result<(Arc<dyn Source>, String, Digest), InspectError> {
     let read = |what: String| move |source| InspectError::Read { what, source };
     match location {
@@ -197,6 +210,28 @@ pub async fn open(
         Location::OciDir { dir, name } => {
             let what = format!("OCI layout {}", dir.display());
             let layout = LayoutSource::open_dir(dir).map_err(|e| read(what.clone())(e.into()))?;
+            let digest = layout
+                .find(name.as_deref())
+                .map_err(|e| read(what)(e.into()))?
+                .digest;
+            Ok((Arc::new(layout), String::new(), digest))
+        }
+        Location::OciArchive { path, name } => {
+            let what = format!("bundle {}", path.display());
+            let store = Store::open(cache).map_err(|e| read(what.clone())(e.into()))?;
+            let file = path.clone();
+            let imported = tokio::task::spawn_blocking(move || bundle::import(&file, &store))
+                .await
+                .map_err(|e| {
+                    read(what.clone())(
+                        LayoutError::Io {
+                            path: path.clone(),
+                            source: std::io::Error::other(e.to_string()),
+                        }
+                        .into(),
+                    )
+                })?;
+            let (layout, _) = imported.map_err(|e| read(what.clone())(e.into()))?;
             let digest = layout
                 .find(name.as_deref())
                 .map_err(|e| read(what)(e.into()))?
@@ -350,7 +385,33 @@ mod tests {
                 name: Some("lab/busybox:1.35".into())
             })
         );
+        // A bundle name as `apply --json` prints it: the name keeps its own colons.
+        assert_eq!(
+            format!("oci-archive:{}:lab/busybox:1.35", file.display())
+                .parse::<Location>()
+                .ok(),
+            Some(Location::OciArchive {
+                path: file.clone(),
+                name: Some("lab/busybox:1.35".into())
+            })
+        );
+        assert_eq!(
+            format!("oci-archive:{}", file.display())
+                .parse::<Location>()
+                .ok(),
+            Some(Location::OciArchive {
+                path: file.clone(),
+                name: None
+            })
+        );
         let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            "oci-archive:/no/such/b.tar:x:1".parse::<Location>().ok(),
+            Some(Location::OciArchive {
+                path: "/no/such/b.tar".into(),
+                name: Some("x:1".into())
+            })
+        );
         assert_eq!(
             "oci:/no/such/dir:v1".parse::<Location>().ok(),
             Some(Location::OciDir {

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::inspect::{ConfigJson, ImageInfo, InspectError, Layer};
+use crate::archive::ArchiveError;
 use crate::model::{ArchiveSource, LayerCompression, Model, Origin, Target};
 use crate::oci::{Digest, ManifestView, RawManifest, Reference};
 use crate::resolve::archives::resolve_archives;
-use crate::resolve::Provenance;
+use crate::resolve::{Provenance, ResolveErrorKind};
 use crate::store::Store;
 
 /// Why an archive could not be inspected (kept small: it crosses a blocking task).
@@ -114,13 +115,26 @@ pub fn inspect_archive(
         idle_timeout: None,
         warnings: Vec::new(),
     };
-    let (resolved, _, errors, _) = resolve_archives(&model, store);
+    let read = resolve_archives(&model, store);
+    let (resolved, errors) = (read.images, read.errors);
     if !errors.is_empty() {
-        let detail = errors
+        let mut detail = errors
             .iter()
             .map(|e| e.kind.to_string())
             .collect::<Vec<_>>()
             .join("; ");
+        let bundle = errors.iter().any(|e| {
+            matches!(
+                *e.kind,
+                ResolveErrorKind::Archive(ArchiveError::MirrorBundle { .. })
+            )
+        });
+        if bundle {
+            detail.push_str(
+                "; `mirror inspect oci-archive:FILE[:NAME]` reads a bundle's images as they are, \
+                 `mirror bundle inspect FILE` lists them",
+            );
+        }
         return Err(ArchiveInspectError {
             archive: shown,
             detail,
@@ -128,7 +142,8 @@ pub fn inspect_archive(
     }
     let mut images: Vec<ArchiveImage> = Vec::new();
     let mut at: BTreeMap<Digest, usize> = BTreeMap::new();
-    let mut warnings: Vec<String> = Vec::new();
+    // What the archive holds but would not push comes first: it is about the file.
+    let mut warnings: Vec<String> = read.warnings;
     for image in &resolved {
         for w in &image.warnings {
             if !warnings.contains(w) {

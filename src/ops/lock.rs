@@ -90,9 +90,9 @@ impl Session {
                 Err(e) => errors.push(e),
             }
         }
-        let (from_archives, archives, archive_files) =
-            self.resolve_archives(&resolved, &mut errors).await?;
-        resolved.extend(from_archives);
+        let from_archives = self.resolve_archives(&resolved, &mut errors).await?;
+        let (archives, archive_files) = (from_archives.stats, from_archives.files);
+        resolved.extend(from_archives.images);
         if !errors.is_empty() {
             return Err(OpsError::Resolve(errors));
         }
@@ -124,6 +124,7 @@ impl Session {
             .iter()
             .flat_map(|r| r.warnings.iter().cloned())
             .chain(shadowed)
+            .chain(from_archives.warnings)
             .collect();
         let model = &self.model;
         if model.images.is_empty()

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 mod bundles;
 
+use crate::archive::bundle_write::{LOCK_ENTRY, MIRRORFILE_ENTRY};
 use crate::archive::BundleWritten;
 use crate::endpoint::bundle::{BundleError, BundleSink};
 use crate::endpoint::layout::{LayoutError, LayoutSink};
@@ -29,7 +30,7 @@ use crate::model::{ImageSource, Model, Origin, Target};
 use crate::oci::Digest;
 use crate::plan::{self, Plan, PlanError};
 use crate::registry::{Client, CredentialStore, RegistryError};
-use crate::resolve::archives::ArchiveStats;
+use crate::resolve::archives::{ArchiveStats, ArchivesResolved};
 use crate::resolve::{self, ResolveError, ResolveErrorKind, ResolvedImage, Sources};
 use crate::store::{Store, StoreError};
 
@@ -250,13 +251,12 @@ impl Session {
         };
         let mut extra = Vec::new();
         for (name, path) in [
-            ("mirrorfile.toml", self.model.path.clone()),
-            ("mirrorfile.lock", self.lock_path()),
+            (MIRRORFILE_ENTRY, self.model.path.clone()),
+            (LOCK_ENTRY, self.lock_path()),
         ] {
             match std::fs::read(&path) {
                 Ok(bytes) => extra.push((name.to_string(), bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && name != "mirrorfile.toml" => {
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && name != MIRRORFILE_ENTRY => {}
                 Err(source) => {
                     return Err(OpsError::Store(StoreError::Io { path, source }));
                 }
@@ -315,23 +315,25 @@ impl Session {
     }
 
     /// Reads the `[[archives]]` (blocking work, off the async threads) and checks that no
-    /// archive tag is also the target of a registry image.
+    /// archive tag is also the target of a registry image. The errors go to `errors`; what is
+    /// returned has the images that may be planned.
     async fn resolve_archives(
         &self,
         registry_images: &[ResolvedImage],
         errors: &mut Vec<ResolveError>,
-    ) -> Result<(Vec<ResolvedImage>, ArchiveStats, Vec<resolve::LocalFile>), OpsError> {
+    ) -> Result<ArchivesResolved, OpsError> {
         if self.model.archives.is_empty() {
-            return Ok((Vec::new(), ArchiveStats::default(), Vec::new()));
+            return Ok(ArchivesResolved::default());
         }
         let model = self.model.clone();
         let store = self.store.clone();
-        let (images, stats, archive_errors, files) = tokio::task::spawn_blocking(move || {
+        let mut read = tokio::task::spawn_blocking(move || {
             resolve::archives::resolve_archives(&model, &store)
         })
         .await
         .map_err(|e| OpsError::Worker(e.to_string()))?;
-        errors.extend(archive_errors);
+        errors.append(&mut read.errors);
+        let images = std::mem::take(&mut read.images);
         let taken: std::collections::BTreeSet<(String, Option<String>)> = registry_images
             .iter()
             .map(|i| {
@@ -357,7 +359,8 @@ impl Session {
                 kept.push(image);
             }
         }
-        Ok((kept, stats, files))
+        read.images = kept;
+        Ok(read)
     }
 
     /// Runs a plan.

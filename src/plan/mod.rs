@@ -79,6 +79,9 @@ pub struct Plan {
     pub archives: ArchiveStats,
     /// [`TargetState::fingerprint`] of what the probe saw (for saved plans).
     pub target_fingerprint: String,
+    /// Notes about the run as a whole rather than one image (content an archive holds that
+    /// no image takes, repository tags skipped, …): set by the caller from the resolution.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -354,6 +357,7 @@ pub fn assemble(
         prefetched,
         archives: ArchiveStats::default(),
         target_fingerprint: state.fingerprint(),
+        warnings: Vec::new(),
     }
 }
 

@@ -15,6 +15,9 @@ pub const VERSION: u32 = 1;
 pub struct PlanDoc {
     pub version: u32,
     pub images: Vec<PlanImage>,
+    /// Notes about the run rather than one image (each image has its own `warnings`): content
+    /// an archive holds that no image takes, repository tags skipped, …
+    pub warnings: Vec<String>,
     pub summary: PlanSummary,
 }
 
@@ -117,6 +120,7 @@ pub fn plan(plan: &Plan) -> PlanDoc {
     PlanDoc {
         version: VERSION,
         images: plan.images.iter().map(plan_image).collect(),
+        warnings: plan.warnings.clone(),
         summary: PlanSummary {
             images: plan.images.len() as u64,
             create: t.create,

@@ -99,6 +99,14 @@ impl ResolveError {
             ResolveErrorKind::NotInLock => Some(
                 "run `mirror lock` to add it (and commit the lock), or run without --locked".into(),
             ),
+            ResolveErrorKind::Archive(crate::archive::ArchiveError::MirrorBundle { .. }) => {
+                Some(format!(
+                    "make the `[[archives]]` entry at {} a `[[bundles]]` entry with the same `path`: \
+                     a bundle's images are mirrored with every digest kept byte for byte, attestations \
+                     and digest-only images included (`[[archives]]` rebuilds manifests)",
+                    self.origin
+                ))
+            }
             ResolveErrorKind::NothingSelected { .. } => {
                 Some("change `platforms` for this image, or remove it to copy every platform".into())
             }

@@ -137,6 +137,80 @@ fn inspect_oci_layout_and_clear_errors() {
     );
 }
 
+/// The digests of an inspection's `images`, in order.
+fn image_digests(found: &serde_json::Value) -> Vec<String> {
+    found["images"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no images in {found:#}"))
+        .iter()
+        .map(|i| i["digest"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn inspect_oci_archive_reads_a_bundle_by_the_name_apply_prints() {
+    let lab = Lab::new();
+    let up = lab.up();
+    let image = lab.seed(
+        "lab/busybox:1.35",
+        &ImageSpec::multi(
+            "ociarchive",
+            &["linux/amd64", "linux/arm64", "linux/arm/v7"],
+        )
+        .attestation(true),
+    );
+    lab.ctx.write_mirrorfile(&format!(
+        "[target]\nbundle = \"out.mirror.tar.zst\"\n\n[registry.\"{up}\"]\ntls = \"http\"\n\n\
+         [cache]\ndir = \"cache\"\n\n[[images]]\nref = \"{up}/lab/busybox:1.35\"\n"
+    ));
+    let report = lab.ctx.json(&["apply", "--json"]);
+    // The spelling mirror prints for a bundle target: oci-archive:FILE:NAME, NAME with a colon.
+    let target = report["images"][0]["target"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no target in {report:#}"))
+        .to_string();
+    assert!(
+        target.starts_with("oci-archive:")
+            && target.ends_with("out.mirror.tar.zst:lab/busybox:1.35"),
+        "{target}"
+    );
+
+    let from_registry = lab
+        .ctx
+        .json(&["inspect", "--json", &format!("{up}/lab/busybox:1.35")]);
+    let from_bundle = lab.ctx.json(&["inspect", "--json", &target]);
+    assert_eq!(from_registry["digest"], image.digest.as_str());
+    assert_eq!(
+        from_bundle["digest"], from_registry["digest"],
+        "the bundle holds the registry's index, digest for digest"
+    );
+    assert_eq!(image_digests(&from_bundle), image_digests(&from_registry));
+    assert_eq!(
+        lab.ctx.cmd_ok(&["inspect", "--raw", &target]).stdout,
+        image.bytes,
+        "--raw: the index bytes as upstream serves them"
+    );
+    // The file alone names its only image.
+    let only = lab
+        .ctx
+        .json(&["inspect", "--json", "oci-archive:out.mirror.tar.zst"]);
+    assert_eq!(only["digest"], image.digest.as_str());
+
+    // A name the bundle lacks: which names it has, nothing about registries.
+    let out = lab
+        .ctx
+        .cmd(&["inspect", "oci-archive:out.mirror.tar.zst:lab/busybox:9"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = squash(&stderr(&out));
+    assert!(
+        err.contains("no image named `lab/busybox:9`")
+            && err.contains("names in it:")
+            && err.contains("busybox:1.35"),
+        "{err}"
+    );
+    assert!(!err.contains("registry host"), "{err}");
+}
+
 #[test]
 fn inspect_archive_lists_images_and_raw_is_what_mirror_pushes() {
     let lab = Lab::new();

@@ -6,6 +6,7 @@ mod support;
 
 mod apply;
 mod archive_formats;
+mod archive_oci;
 mod archives;
 mod auth;
 mod bundle;

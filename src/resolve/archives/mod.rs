@@ -64,20 +64,28 @@ pub(super) struct Pending<'a> {
     layer_kinds: Vec<Compression>,
 }
 
+/// What [`resolve_archives`] gives.
+#[derive(Debug, Default)]
+pub struct ArchivesResolved {
+    pub images: Vec<ResolvedImage>,
+    pub stats: ArchiveStats,
+    /// Each image (or file) that could not be used; nothing of it is pushed.
+    pub errors: Vec<ResolveError>,
+    /// Every file read, with its sha256 (for the lock).
+    pub files: Vec<LocalFile>,
+    /// Content the archives hold that no image takes, one note per manifest naming the archive,
+    /// its digest and why (an unnamed or digest-only entry, an attestation). About the files,
+    /// not about an image that is planned: shown once, beside the plan.
+    pub warnings: Vec<String>,
+}
+
 /// Resolves every `[[archives]]` entry of `model`, and says which files it read (with their
 /// sha256, for the lock). Blocking (file I/O and compression): call it from `spawn_blocking`.
-pub fn resolve_archives(
-    model: &Model,
-    store: &Store,
-) -> (
-    Vec<ResolvedImage>,
-    ArchiveStats,
-    Vec<ResolveError>,
-    Vec<LocalFile>,
-) {
+pub fn resolve_archives(model: &Model, store: &Store) -> ArchivesResolved {
     let spool = StoreSpool(store);
     let mut read_files = Vec::new();
     let mut errors = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
     let mut stats = ArchiveStats::default();
     let mut pending: Vec<Pending<'_>> = Vec::new();
     // Every file is read (hashed, spooled into the cache) at once, in parallel: reading one is
@@ -117,6 +125,7 @@ pub fn resolve_archives(
                 file,
                 &found.contents.file,
             ));
+            skipped.extend(found.skipped.iter().cloned());
             for image in found.images {
                 let label = image
                     .names
@@ -126,8 +135,13 @@ pub fn resolve_archives(
                 let mut warnings = found.warnings.clone();
                 let references =
                     match names(&image.names) {
-                        Ok((refs, skipped)) => {
-                            warnings.extend(skipped.into_iter().map(|n| {
+                        Ok((refs, digest_only)) if refs.is_empty() => {
+                            // Pushed by tag or not at all: say so, since no planned image will.
+                            skipped.push(nameless(file, &image, &digest_only));
+                            continue;
+                        }
+                        Ok((refs, digest_only)) => {
+                            warnings.extend(digest_only.into_iter().map(|n| {
                                 format!("{}: `{n}` names no tag; skipped", file.display())
                             }));
                             refs
@@ -298,7 +312,38 @@ pub fn resolve_archives(
     }
     let (images, group_errors) = group::build(members, store);
     errors.extend(group_errors);
-    (images, stats, errors, read_files)
+    ArchivesResolved {
+        images,
+        stats,
+        errors,
+        files: read_files,
+        warnings: skipped,
+    }
+}
+
+/// The note for an image the archive holds under no name with a tag: what it is (manifest
+/// digest, and the index.json entry's index when it came through one; the config for a
+/// `docker save` image) and what names it had, if any.
+fn nameless(file: &std::path::Path, image: &FoundImage, digest_only: &[String]) -> String {
+    let what = match (&image.manifest, &image.upstream_index) {
+        (Some(m), Some(index)) => format!("image manifest {} (of index {index})", m.digest()),
+        (Some(m), None) => format!("image manifest {}", m.digest()),
+        (None, _) => format!("image with config {}", image.config.digest),
+    };
+    let why = match (digest_only.is_empty(), &image.manifest) {
+        (true, Some(_)) => "its index.json entry has no image name (no io.containerd.image.name, \
+                            no org.opencontainers.image.ref.name with a repository)"
+            .to_string(),
+        (true, None) => "manifest.json gives it no RepoTags".to_string(),
+        (false, _) => {
+            format!("it is named only by digest ({})", digest_only.join(", "))
+        }
+    };
+    format!(
+        "{}: {what}, {}, skipped: {why}, and images from archives are pushed by tag",
+        file.display(),
+        image.config_info.platform,
+    )
 }
 
 pub(super) fn compression_of(c: LayerCompression) -> Compression {

@@ -2,12 +2,13 @@
 //! `ctr images export` do, plain or gzip/zstd compressed, plus hostile variants: raw tar entries
 //! with any name, links and duplicates. Everything is deterministic.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use serde_json::json;
 
-use super::images::{gzip, layer_tar, sha256};
+use super::images::{gzip, layer_tar, sha256, BuiltImage};
 
 /// One image to put in an archive: uncompressed layers and a config stating its platform.
 #[derive(Clone, Debug)]
@@ -355,4 +356,45 @@ pub fn ctr_export(image: &ArchImage) -> CtrExport {
         upstream_index: i,
         manifest: m,
     }
+}
+
+/// Entries of an OCI-layout tar as `skopeo copy --all … oci-archive:` or `ctr export` (without
+/// `--platform`) write it: every image whole, attestation manifests included, each listed in
+/// `index.json` with the annotations given (none: an unnamed entry, known only by digest).
+pub fn oci_layout_entries(images: &[(&[(&str, &str)], &BuiltImage)]) -> Vec<Entry> {
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut index = Vec::new();
+    for (annotations, image) in images {
+        blobs.extend(image.blobs.clone());
+        for m in image.all_manifests() {
+            blobs.insert(m.digest.clone(), m.bytes.clone());
+        }
+        blobs.insert(image.digest.clone(), image.bytes.clone());
+        let mut entry = json!({
+            "mediaType": image.media_type, "digest": image.digest, "size": image.bytes.len(),
+        });
+        if !annotations.is_empty() {
+            let map: serde_json::Map<String, serde_json::Value> = annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            entry["annotations"] = serde_json::Value::Object(map);
+        }
+        index.push(entry);
+    }
+    let mut entries = vec![Entry::File(
+        "oci-layout".into(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    )];
+    entries.push(Entry::File(
+        "index.json".into(),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": index})).expect("json"),
+    ));
+    entries.extend(blobs.into_iter().map(|(d, b)| {
+        Entry::File(
+            format!("blobs/sha256/{}", d.trim_start_matches("sha256:")),
+            b,
+        )
+    }));
+    entries
 }
