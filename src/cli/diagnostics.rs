@@ -32,11 +32,9 @@ pub fn ops(error: OpsError) -> Report {
                 };
                 note!("{report:?}");
             }
-            miette!(
-                help = "nothing was transferred; fix the entries above and run again",
-                "{} image(s) could not be resolved",
-                errors.len()
-            )
+            Report::new(Unresolved {
+                details: errors.iter().map(|e| chain(e)).collect(),
+            })
         }
         // A damaged lock points at its line, as Mirrorfile errors do.
         OpsError::Lock(error) => Report::new(error),
@@ -45,6 +43,15 @@ pub fn ops(error: OpsError) -> Report {
             miette!(help = "nothing was transferred", "{message}")
         }
     }
+}
+
+/// The summary after each unresolved entry was reported on its own; it keeps their messages
+/// for `--json`'s error document (`details`).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{} image(s) could not be resolved", details.len())]
+#[diagnostic(help("nothing was transferred; fix the entries above and run again"))]
+pub struct Unresolved {
+    pub details: Vec<String>,
 }
 
 /// The failures of an apply: each real failure on its line, and tasks that failed only because

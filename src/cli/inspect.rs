@@ -11,10 +11,12 @@ use miette::miette;
 
 use super::output::{print_bytes, print_stdout, to_json};
 use super::Cli;
+use crate::endpoint::EndpointError;
 use crate::environment::Environment;
 use crate::model::{Model, RegistrySettings, TlsMode};
 use crate::ops::inspect::{self, Inspection, Location};
 use crate::ops::inspect_archive::{inspect_archive, ArchiveInspection, ManifestFrom};
+use crate::registry::RegistryError;
 use crate::report::human_bytes;
 use crate::store::Store;
 
@@ -68,9 +70,17 @@ fn error(e: inspect::InspectError, local: bool) -> miette::Report {
             "`oci:DIR:NAME` (`oci-archive:FILE:NAME` for a bundle) picks an image by a name the \
              layout lists; `mirror bundle inspect DIR|FILE` lists everything in it"
         }
+        _ if tls_mismatch(&e) == Some(TlsArg::Http) => {
+            "it speaks plain HTTP: add `--tls http` (or set tls = \"http\" under \
+             [registry.\"HOST\"] in the Mirrorfile)"
+        }
+        _ if tls_mismatch(&e) == Some(TlsArg::Verify) => {
+            "it speaks HTTPS: drop `--tls http` (or `tls = \"http\"` in the Mirrorfile)"
+        }
         inspect::InspectError::Client { .. } | inspect::InspectError::Read { .. } => {
             "check the name and that the registry is reachable; TLS and CA settings come from \
-             [registry.\"HOST\"] in ./mirrorfile.toml (or -f FILE), or from --tls"
+             [registry.\"HOST\"] in ./mirrorfile.toml (or -f FILE), or from --tls \
+             (verify, skip-verify, http)"
         }
         inspect::InspectError::NotAnImage { .. } => "inspect that digest on its own",
         inspect::InspectError::Archive { .. } => {
@@ -78,6 +88,27 @@ fn error(e: inspect::InspectError, local: bool) -> miette::Report {
         }
     };
     miette!(help = help, "{}", super::diagnostics::chain(&e))
+}
+
+/// The `--tls` that would have worked, when the registry answered in the other protocol.
+fn tls_mismatch(e: &inspect::InspectError) -> Option<TlsArg> {
+    fn registry(e: &EndpointError) -> Option<&RegistryError> {
+        match e {
+            EndpointError::Registry(r) => Some(r),
+            EndpointError::GaveUp { last, .. } => registry(last),
+            _ => None,
+        }
+    }
+    let found = match e {
+        inspect::InspectError::Client { source, .. } => Some(source),
+        inspect::InspectError::Read { source, .. } => registry(source),
+        _ => None,
+    };
+    match found? {
+        RegistryError::PlainHttp { .. } => Some(TlsArg::Http),
+        RegistryError::SpeaksHttps { .. } => Some(TlsArg::Verify),
+        _ => None,
+    }
 }
 
 pub async fn run(cli: &Cli, args: &InspectArgs) -> miette::Result<ExitCode> {

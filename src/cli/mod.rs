@@ -146,11 +146,27 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.wants_json();
     match runtime.block_on(run(cli, bars)) {
         Ok(code) => code,
         Err(report) => {
             note!("{report:?}");
+            if json {
+                output::print_json_error(&report);
+            }
             ExitCode::FAILURE
+        }
+    }
+}
+
+impl Cli {
+    /// Whether the command writes a JSON document to stdout (`--json`).
+    fn wants_json(&self) -> bool {
+        match &self.command {
+            Command::Plan(args) => args.json,
+            Command::Apply(args) => args.json,
+            Command::Inspect(args) => args.json,
+            _ => false,
         }
     }
 }

@@ -12,8 +12,13 @@ macro_rules! note {
 }
 pub(crate) use note;
 
+/// Whether anything was written to stdout yet: a `--json` run that fails before its report
+/// prints an error document instead (see [`print_json_error`]), never a second document.
+static WROTE_STDOUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Writes `text` to stdout. A closed pipe (`mirror plan | head`) is not an error worth a panic.
 pub fn print_stdout(text: &str) {
+    WROTE_STDOUT.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
@@ -21,9 +26,33 @@ pub fn print_stdout(text: &str) {
 
 /// Writes bytes to stdout exactly as given (`inspect --raw`).
 pub fn print_bytes(bytes: &[u8]) {
+    WROTE_STDOUT.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(bytes);
     let _ = out.flush();
+}
+
+/// For a `--json` command that failed before writing its report: `{"version", "error":
+/// {"message", "help", "details"}}` on stdout (`details`: one line per image or entry at fault), so CI that parses stdout reads why (the diagnostic still
+/// goes to stderr). Nothing when a document was already written (apply's report of a run with
+/// failed tasks is that run's document).
+pub fn print_json_error(report: &miette::Report) {
+    if WROTE_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let details = report
+        .downcast_ref::<super::diagnostics::Unresolved>()
+        .map(|unresolved| unresolved.details.clone())
+        .unwrap_or_default();
+    let doc = serde_json::json!({
+        "version": crate::report::json::VERSION,
+        "error": {
+            "message": report.to_string(),
+            "help": report.help().map(|h| h.to_string()),
+            "details": details,
+        },
+    });
+    print_stdout(&to_json(&doc));
 }
 
 /// Pretty JSON with a trailing newline.

@@ -216,7 +216,13 @@ pub(super) async fn fetch(
         .unwrap_or(0);
     let (resumed_from, stream) = source.blob(repository, descriptor, offset).await?;
     let progress = progress_of(name, shared);
-    let stream = stream.inspect_ok(move |chunk| progress(chunk.len() as u64));
+    // Bytes fetched are what arrived in this run: a download resumed from an earlier run's
+    // partial file receives only the rest, and an attempt cut short still moved its bytes.
+    let received = &shared.counters.bytes_fetched;
+    let stream = stream.inspect_ok(move |chunk| {
+        progress(chunk.len() as u64);
+        received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    });
     shared
         .store
         .ingest_resumable(&descriptor.digest, descriptor.size, resumed_from, stream)
@@ -225,10 +231,6 @@ pub(super) async fn fetch(
         .counters
         .blobs_fetched
         .fetch_add(1, Ordering::Relaxed);
-    shared
-        .counters
-        .bytes_fetched
-        .fetch_add(descriptor.size, Ordering::Relaxed);
     Ok(())
 }
 

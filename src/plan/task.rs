@@ -131,7 +131,33 @@ impl Task {
                 repository,
                 reference,
                 ..
+            } if reference.contains(':') => format!("push {repository}@{reference}"),
+            Task::PushRoot {
+                repository,
+                reference,
+                ..
             } => format!("tag {repository}:{reference}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_root_pushed_by_digest_is_not_called_a_tag() {
+        let bytes = bytes::Bytes::from_static(
+            br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+        );
+        let manifest = RawManifest::new(bytes, None).expect("valid index");
+        let digest = manifest.digest().to_string();
+        let root = |reference: &str| Task::PushRoot {
+            repository: "lab/tiny".into(),
+            reference: reference.into(),
+            manifest: manifest.clone(),
+        };
+        assert_eq!(root("1.0").describe(), "tag lab/tiny:1.0");
+        assert_eq!(root(&digest).describe(), format!("push lab/tiny@{digest}"));
     }
 }

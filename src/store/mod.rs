@@ -57,6 +57,11 @@ struct OwnTmp(PathBuf);
 impl Drop for OwnTmp {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.0);
+        // And `tmp/` itself when no other run has a directory there, so a layout target (a
+        // store too) is left as an OCI layout and nothing else.
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 
@@ -104,7 +109,11 @@ impl Store {
         let tmp_root = root.join("tmp");
         let own = tmp_root.join(std::process::id().to_string());
         for dir in [&blobs, &own] {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            // A second try: another process may remove an empty `tmp/` between our creating it
+            // and our `tmp/<pid>` (see [`OwnTmp`]'s drop).
+            std::fs::create_dir_all(dir)
+                .or_else(|_| std::fs::create_dir_all(dir))
+                .map_err(io_err(dir))?;
         }
         let lock = CacheLock::acquire(root, mode)?;
         sweep_dead_temp_dirs(&tmp_root);

@@ -241,6 +241,15 @@ fn layout_target_is_readable_by_skopeo_incremental_and_a_source_with_platform_fi
         &format!("oci:{}:lab/tiny:1.0", layout.display()),
     ]);
     assert_eq!(raw, tiny.bytes, "skopeo reads the layout by its ref.name");
+    // The layout holds an OCI layout and nothing else but the lock file that keeps two runs
+    // from writing it at once (no leftover temp directory).
+    let mut top: Vec<String> = fs::read_dir(&layout)
+        .expect("layout dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, [".lock", "blobs", "index.json", "oci-layout"]);
     // So does `mirror inspect`, with the same spelling (the name holds a colon itself).
     let ours = ctx.cmd_ok(&[
         "inspect",

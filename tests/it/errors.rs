@@ -41,6 +41,9 @@ fn assert_rejected(lab: &Lab, location: &str, offending: &str) {
             !err.contains('\u{1b}'),
             "NO_COLOR=1 means no escapes\n{err}"
         );
+        if args.contains(&"--json") {
+            assert_json_error(&out);
+        }
     }
     assert!(
         lab.target_catalog().is_empty(),
@@ -135,6 +138,36 @@ fn malformed_toml_is_reported_at_its_line() {
     );
     let line = line_of(&text, "lab/tiny:1.0");
     assert_rejected(&lab, &format!("mirrorfile.toml:{line}"), "lab/tiny:1.0");
+}
+
+/// A `--json` command that fails before its report still writes one JSON document to stdout:
+/// `{"version": 1, "error": {"message", "help", "details"}}`. Returns the message and details.
+fn assert_json_error(out: &std::process::Output) -> String {
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e})\n{}", describe(out)));
+    assert_eq!(doc["version"], 1, "{doc:#}");
+    let message = doc["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "{doc:#}");
+    let details = doc["error"]["details"].as_array().expect("details list");
+    let mut text = message.to_string();
+    for detail in details {
+        text.push('\n');
+        text.push_str(detail.as_str().unwrap_or_default());
+    }
+    text
+}
+
+#[test]
+fn a_json_plan_that_cannot_resolve_says_why_on_stdout() {
+    let lab = lab();
+    lab.write_mirrorfile(
+        None,
+        &format!("[[images]]\nref = \"{}/lab/tiny:no-such-tag\"\n", lab.up()),
+    );
+    let out = lab.ctx.cmd(&["plan", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let message = assert_json_error(&out);
+    assert!(message.contains("lab/tiny:no-such-tag"), "{message}");
 }
 
 #[test]

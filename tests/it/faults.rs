@@ -172,7 +172,17 @@ fn a_truncated_download_resumes_in_a_later_run() {
     );
     up.clear_rules();
     up.clear_log();
-    lab.ctx.cmd_ok(&["apply"]);
+    let config = &image.manifests[0].config;
+    let config_cached = lab
+        .ctx
+        .work()
+        .join("cache/blobs/sha256")
+        .join(config.digest.trim_start_matches("sha256:"))
+        .exists();
+    let report = lab.ctx.json(&["apply", "--json"]);
+    // What moved in this run: the rest of the layer (and the config if run 1 had not got it).
+    let rest = layer.size - keep as u64 + if config_cached { 0 } else { config.size };
+    assert_eq!(num(&report["summary"], "bytes_fetched"), rest, "{report:#}");
     let gets = up.requests("GET", &layer.digest);
     assert_eq!(gets.len(), 1, "{}", up.describe());
     assert_eq!(

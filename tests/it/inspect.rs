@@ -68,7 +68,11 @@ fn inspect_without_a_mirrorfile_takes_tls_from_the_flag() {
     // No Mirrorfile: HTTPS is the default, and a plain-HTTP registry fails the handshake.
     let out = lab.ctx.cmd(&["inspect", &reference]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(stderr(&out).contains("--tls"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("it speaks plain HTTP: add `--tls http`"),
+        "{}",
+        describe(&out)
+    );
     let found = lab
         .ctx
         .json(&["inspect", "--tls", "http", "--json", &reference]);
