@@ -41,15 +41,23 @@ pub async fn run(
         locked: cli.locked,
         ..LockMode::default()
     };
-    let plan = match &args.plan {
-        None => {
-            let resolution = lock::resolve_and_write(session, &mode, cli.quiet).await?;
-            session
-                .plan_resolved(resolution.resolved, resolution.archives)
-                .await
-                .map_err(diagnostics::ops)?
+    // Until the plan is made a stop request simply drops the work (nothing was transferred);
+    // from then on `apply_until` stops transfers cleanly.
+    let planning = async {
+        match &args.plan {
+            None => {
+                let resolution = lock::resolve_and_write(session, &mode, cli.quiet).await?;
+                session
+                    .plan_resolved(resolution.resolved, resolution.archives)
+                    .await
+                    .map_err(diagnostics::ops)
+            }
+            Some(path) => saved_plan(session, &mode, path).await,
         }
-        Some(path) => saved_plan(session, &mode, path).await?,
+    };
+    let plan = match super::interruptible(planning).await {
+        Ok(plan) => plan?,
+        Err(stop) => return Ok(ExitCode::from(stop.exit_code())),
     };
     let style = report::human::Style::new(stdout_color());
     if !args.json && !cli.quiet {

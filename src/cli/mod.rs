@@ -185,7 +185,7 @@ fn usage(e: &clap::Error) -> ExitCode {
 
 async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
     match &cli.command {
-        // apply stops its own transfers cleanly on Ctrl-C or SIGTERM; until the plan is made,
+        // apply stops its own transfers cleanly on Ctrl-C or SIGTERM; until its plan is made,
         // and for every other command, a stop request simply drops the work (temp files go with
         // it).
         Command::Apply(args) => {
@@ -203,7 +203,9 @@ async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
 }
 
 /// The result of `work`, or the stop request that came first (the future is dropped).
-async fn interruptible<T>(work: impl std::future::Future<Output = T>) -> Result<T, signals::Stop> {
+pub(super) async fn interruptible<T>(
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, signals::Stop> {
     tokio::select! {
         value = work => Ok(value),
         stop = signals::requested() => {

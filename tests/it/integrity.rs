@@ -168,6 +168,53 @@ fn sigterm_stops_as_cleanly_as_ctrl_c_and_exits_143() {
     stop_cancels_uploads_and_keeps_what_was_verified("-TERM", 143, "terminated");
 }
 
+/// A stop request while apply still resolves (a slow source) ends the run at once: the signal
+/// is not lost between the session being opened and the transfers starting.
+#[test]
+fn a_stop_during_resolution_is_not_lost() {
+    use crate::support::fault_proxy::{self, FaultProxy, Rule};
+    let lab = Lab::new();
+    lab.seed("lab/slow:1", &ImageSpec::single("slowres", "linux/amd64"));
+    let up = FaultProxy::start(&lab.up());
+    up.add(Rule::new(
+        "",
+        "/manifests/",
+        fault_proxy::Fault::Delay(Duration::from_secs(8)),
+    ));
+    let mut text = mirrorfile_header(&up.host(), &lab.tgt(), None);
+    text.push_str(&format!(
+        "\n[[images]]\nref = \"{}/lab/slow:1\"\n",
+        up.host()
+    ));
+    lab.ctx.write_mirrorfile(&text);
+    for (signal, code) in [("-TERM", 143), ("-INT", 130)] {
+        let child = lab
+            .ctx
+            .command()
+            .args(["apply", "--progress", "none"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mirror");
+        assert!(
+            wait_until(Duration::from_secs(10), || !up.log().is_empty()
+                || up.max_in_flight() > 0),
+            "no manifest request reached the proxy"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        send_signal(&child, signal);
+        let out = child.wait_with_output().expect("wait for mirror");
+        assert_eq!(out.status.code(), Some(code), "{}", describe(&out));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "stopped during resolution, not after it: {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(lab.target_catalog().is_empty());
+}
+
 fn stop_cancels_uploads_and_keeps_what_was_verified(signal: &str, code: i32, word: &str) {
     let lab = Lab::new();
     let image = lab.seed(
