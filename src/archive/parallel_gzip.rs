@@ -18,7 +18,7 @@
 //! for deflate, which gains nothing on them. Deflate saves bytes in two ways only: Huffman
 //! coding of uneven byte frequencies and back-references to repeats within 32 KiB. A block
 //! whose byte histogram is near-uniform (Rényi entropy ≥ ~7.98 bits per byte, computed in
-//! integers) and that has almost no such repeats (an anchored scan, see [`repeated_bytes`]) is
+//! integers) and that has almost no such repeats (an anchored scan, see `repeated_bytes`) is
 //! written as stored deflate blocks without trying; any other block is deflated and still
 //! stored if deflate did not make it smaller. Both tests read only the block's bytes. Measured
 //! per CPU second (`cargo run --release --example gzip-throughput`): random data ~900 MB/s

@@ -4,7 +4,7 @@
 //! The lock lives next to the Mirrorfile (`mirrorfile.toml` → `mirrorfile.lock`; `x.toml` →
 //! `x.lock`) and is meant to be committed. It holds no timestamps, no hosts' credentials and
 //! nothing that depends on the machine: the same Mirrorfile and the same upstream content give
-//! the same bytes, on any run (entries are sorted, formatting is fixed by [`write`]).
+//! the same bytes, on any run (entries are sorted, formatting is fixed by [`write()`]).
 //!
 //! What it records, per source reference (`[[image]]`): the digest and media type the tag
 //! resolved to, the child manifest digest of every selected platform, and the digests of the

@@ -6,7 +6,7 @@
 //! apply the entry's `images` filter; check each image's config platform against the entry's
 //! `platform` and the file name; make its layers ready (compress, in parallel, memoised) and
 //! check them against the config's diff_ids; write its manifest (or keep the archive's); then
-//! group by target tag ([`group`]). Any error leaves the image out of the plan: nothing of a bad
+//! group by target tag (`group`). Any error leaves the image out of the plan: nothing of a bad
 //! image is ever pushed.
 
 mod assemble;
