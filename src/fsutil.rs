@@ -41,3 +41,33 @@ pub fn forget_pages(file: &std::fs::File, offset: u64, len: u64) {
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, len);
 }
+
+/// One version of a file, told apart cheaply by its metadata: length, modification and change
+/// times, and (on Unix) device and inode. A write or a replacing rename changes the stamp, so a
+/// file hashed once in a run need not be hashed again while its stamp is the same. Damage that
+/// bypasses the file system (a failing disk) keeps the stamp: the stamp only stands in for a
+/// hash within one run, never across runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    changed: (i64, i64),
+    #[cfg(unix)]
+    identity: (u64, u64),
+}
+
+impl FileStamp {
+    pub fn of(meta: &std::fs::Metadata) -> FileStamp {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            changed: (meta.ctime(), meta.ctime_nsec()),
+            #[cfg(unix)]
+            identity: (meta.dev(), meta.ino()),
+        }
+    }
+}

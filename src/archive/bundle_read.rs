@@ -221,6 +221,7 @@ mod tests {
                 digest: Digest::sha256_of(b"payload"),
                 size: 7,
                 path: blob,
+                hashed: None,
             }],
         };
         for name in ["b.tar", "b.tar.zst"] {

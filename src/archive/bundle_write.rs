@@ -8,13 +8,17 @@
 //! uid/gid 0, no user or group names, modes 0644/0755, and zstd level 3 on one thread.
 //!
 //! Blobs stream from their files into the archive (memory stays flat whatever their size) and
-//! are hashed on the way: a file that no longer matches its digest aborts the bundle. The output
-//! is written to a temp file beside the destination and renamed only once complete and fsynced.
+//! are hashed on the way: a file that no longer matches its digest aborts the bundle. A blob the
+//! caller already hashed in this run ([`BlobFile::hashed`]) is not hashed twice: while its file
+//! is still the one that was hashed (the same [`FileStamp`]), only its size is checked. The
+//! output is written to a temp file beside the destination and renamed only once complete and
+//! fsynced.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::FileStamp;
 use crate::oci::digest::HashingWriter;
 use crate::oci::layout::OCI_LAYOUT_FILE;
 use crate::oci::{Digest, Sha256Hasher};
@@ -34,6 +38,9 @@ pub struct BlobFile {
     pub digest: Digest,
     pub size: u64,
     pub path: PathBuf,
+    /// The file as it was when the caller hashed it to `digest` in this run: when it is still
+    /// that file, its bytes are copied without being hashed again. `None`: hash them here.
+    pub hashed: Option<FileStamp>,
 }
 
 /// Everything a bundle holds, in write order.
@@ -65,6 +72,13 @@ pub enum BundleWriteError {
         digest: Digest,
         path: PathBuf,
         actual: Digest,
+        size: u64,
+    },
+    #[error("blob {digest} ({path}) changed on disk: it has {size} bytes, not {expected}; no bundle was written (run again to check and fetch it anew)")]
+    Resized {
+        digest: Digest,
+        path: PathBuf,
+        expected: u64,
         size: u64,
     },
 }
@@ -164,19 +178,37 @@ fn write_tar<W: Write>(
             path: blob.path.clone(),
             source,
         })?;
+        let stamp = file
+            .metadata()
+            .map_err(|source| BundleWriteError::Io {
+                path: blob.path.clone(),
+                source,
+            })
+            .map(|meta| FileStamp::of(&meta))?;
+        let hasher = (blob.hashed != Some(stamp)).then(Sha256Hasher::new);
         let mut reader = VerifyingReader {
             inner: file,
-            hasher: Some(Sha256Hasher::new()),
+            hasher,
+            read: 0,
+            done: false,
             blob,
             mismatch: None,
         };
         let result = tar.append(&header, &mut reader);
-        if let Some((actual, size)) = reader.mismatch.take() {
-            return Err(BundleWriteError::Changed {
-                digest: blob.digest.clone(),
-                path: blob.path.clone(),
-                actual,
-                size,
+        if let Some(mismatch) = reader.mismatch.take() {
+            return Err(match mismatch {
+                Mismatch::Hash { actual, size } => BundleWriteError::Changed {
+                    digest: blob.digest.clone(),
+                    path: blob.path.clone(),
+                    actual,
+                    size,
+                },
+                Mismatch::Size(size) => BundleWriteError::Resized {
+                    digest: blob.digest.clone(),
+                    path: blob.path.clone(),
+                    expected: blob.size,
+                    size,
+                },
             });
         }
         result.map_err(|source| BundleWriteError::Io {
@@ -208,30 +240,48 @@ fn header(name: &str, size: u64, dir: bool) -> io::Result<tar::Header> {
     Ok(h)
 }
 
-/// Reads a blob file, checking at its end that it still has the size and digest it is filed
-/// under (tar would otherwise pad or truncate silently).
+/// Reads a blob file, checking at its end that it still has the size it is filed under (tar
+/// would otherwise pad or truncate silently) and, unless it was hashed already, its digest.
 struct VerifyingReader<'a> {
     inner: File,
     hasher: Option<Sha256Hasher>,
+    read: u64,
+    done: bool,
     blob: &'a BlobFile,
-    mismatch: Option<(Digest, u64)>,
+    mismatch: Option<Mismatch>,
+}
+
+/// How a blob file turned out not to be what it is filed under.
+enum Mismatch {
+    Hash { actual: Digest, size: u64 },
+    Size(u64),
 }
 
 impl Read for VerifyingReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let Some(hasher) = self.hasher.as_mut() else {
+        if self.done {
             return Ok(n);
-        };
-        hasher.update(&buf[..n]);
-        if n == 0 || hasher.len() > self.blob.size {
-            let size = hasher.len();
-            let actual = self.hasher.take().map(Sha256Hasher::finish);
-            if let Some(actual) = actual {
-                if actual != self.blob.digest || size != self.blob.size {
-                    self.mismatch = Some((actual, size));
-                    return Err(io::Error::other("blob changed on disk"));
+        }
+        self.read += n as u64;
+        if let Some(hasher) = self.hasher.as_mut() {
+            hasher.update(&buf[..n]);
+        }
+        if n == 0 || self.read > self.blob.size {
+            self.done = true;
+            let mismatch = match self.hasher.take().map(Sha256Hasher::finish) {
+                Some(actual) if actual != self.blob.digest || self.read != self.blob.size => {
+                    Some(Mismatch::Hash {
+                        actual,
+                        size: self.read,
+                    })
                 }
+                _ if self.read != self.blob.size => Some(Mismatch::Size(self.read)),
+                _ => None,
+            };
+            if let Some(mismatch) = mismatch {
+                self.mismatch = Some(mismatch);
+                return Err(io::Error::other("blob changed on disk"));
             }
         }
         Ok(n)
@@ -251,6 +301,7 @@ mod tests {
                 digest: Digest::sha256_of(body),
                 size: body.len() as u64,
                 path,
+                hashed: None,
             });
         }
         BundleContents {
@@ -306,5 +357,43 @@ mod tests {
         let err = write_bundle(&dest, &c).expect_err("must fail");
         assert!(matches!(err, BundleWriteError::Changed { .. }), "{err}");
         assert!(!dest.exists(), "no partial bundle is left");
+    }
+
+    #[test]
+    fn a_blob_hashed_in_this_run_is_not_hashed_again_while_its_file_is_unchanged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = contents(dir.path());
+        let stamp = |path: &Path| FileStamp::of(&std::fs::metadata(path).expect("stat"));
+        // Filed under another digest of the same size: only a hash could tell.
+        c.blobs[0].digest = Digest::sha256_of(b"layer two");
+        c.blobs[0].hashed = Some(stamp(&c.blobs[0].path));
+        let trusted = write_bundle(&dir.path().join("t.tar"), &c).expect("copied unhashed");
+        assert_eq!(trusted.blobs, 2);
+
+        // Rewritten since it was hashed: hashed again, and the mismatch aborts the bundle.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&c.blobs[0].path, b"layer one").expect("rewrite");
+        let dest = dir.path().join("u.tar");
+        let err = write_bundle(&dest, &c).expect_err("must fail");
+        assert!(matches!(err, BundleWriteError::Changed { .. }), "{err}");
+        assert!(!dest.exists());
+
+        // Hashed but cut short since: its size no longer matches.
+        c.blobs[0].digest = Digest::sha256_of(b"layer one");
+        std::fs::write(&c.blobs[0].path, b"layer").expect("truncate");
+        c.blobs[0].hashed = Some(stamp(&c.blobs[0].path));
+        let err = write_bundle(&dest, &c).expect_err("must fail");
+        assert!(
+            matches!(
+                err,
+                BundleWriteError::Resized {
+                    size: 5,
+                    expected: 9,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!dest.exists());
     }
 }

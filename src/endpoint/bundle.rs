@@ -1,11 +1,15 @@
 //! Bundles on both sides of the air gap.
 //!
 //! **Target.** [`BundleSink`] is a layout whose blob directory is the cache itself: every blob
-//! the executor "pushes" is already there, verified (it was fetched into the cache first), so
-//! nothing is copied into a staging directory. The sink only records which image names point at
-//! which roots; [`BundleSink::finish`] then streams the deterministic tar of exactly the content
-//! reachable from those roots straight from the cache files. A bundle is always written whole,
-//! so the probe answers "absent" for everything.
+//! the executor "pushes" is already there (it was fetched into the cache first), so nothing is
+//! copied into a staging directory. A "push" hashes the cache file instead, as a layout or a
+//! registry would check the bytes it receives: a copy damaged on disk since it was cached is
+//! refused, so the executor's repair (`execute/repair.rs`) removes it, fetches it again from the
+//! source and pushes that. The sink records which image names point at which roots and which
+//! file each blob was hashed as; [`BundleSink::finish`] then streams the deterministic tar of
+//! exactly the content reachable from those roots straight from the cache files, hashing again
+//! only a blob whose file changed since (see [`FileStamp`]). A bundle is always written whole, so
+//! the probe answers "absent" for everything.
 //!
 //! **Source.** [`import`] reads a bundle file in one forward pass (a `.tar.zst` cannot seek),
 //! streaming every blob into the cache through the verified writer: a blob whose bytes do not
@@ -13,17 +17,18 @@
 //! cache already has is still hashed, so a damaged bundle is always reported. The images are
 //! then served by a [`LayoutSource`] over the cache. Nothing here touches the network.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
 use super::layout::{LayoutError, LayoutSource};
-use super::{EndpointError, Sink};
+use super::{EndpointError, Sink, UploadProgress};
 use crate::archive::{
     read_bundle, write_bundle, BlobFile, BundleContents, BundleWriteError, BundleWritten,
 };
+use crate::fsutil::FileStamp;
 use crate::oci::descriptor::ANNOTATION_REF_NAME;
 use crate::oci::layout::LayoutIndex;
 use crate::oci::{Descriptor, Digest, FileDigest, ManifestView, RawManifest, Sha256Hasher};
@@ -49,6 +54,8 @@ pub struct BundleSink {
     path: PathBuf,
     cache: Store,
     roots: tokio::sync::Mutex<LayoutIndex>,
+    /// Blobs whose cache file was hashed to its digest in this run, as that file was then.
+    hashed: std::sync::Mutex<HashMap<Digest, FileStamp>>,
 }
 
 impl BundleSink {
@@ -57,6 +64,7 @@ impl BundleSink {
             path: path.to_path_buf(),
             cache,
             roots: Default::default(),
+            hashed: Default::default(),
         }
     }
 
@@ -147,8 +155,53 @@ impl BundleSink {
             digest: digest.clone(),
             size,
             path: self.cache.blob_path(digest),
+            hashed: self.hashed_as(digest),
         })
     }
+
+    /// The file `digest` was hashed as in this run, if it was.
+    fn hashed_as(&self, digest: &Digest) -> Option<FileStamp> {
+        let hashed = self.hashed.lock().unwrap_or_else(|e| e.into_inner());
+        hashed.get(digest).copied()
+    }
+}
+
+/// Hashes the cache file at `path`, telling `progress` how far it got, and returns the file's
+/// stamp when its bytes are `descriptor`'s.
+fn hash_cached(
+    bundle: String,
+    path: PathBuf,
+    descriptor: &Descriptor,
+    progress: &UploadProgress,
+) -> Result<FileStamp, LayoutError> {
+    let io_err = |source| LayoutError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::File::open(&path).map_err(io_err)?;
+    let stamp = FileStamp::of(&file.metadata().map_err(io_err)?);
+    let mut hasher = Sha256Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        progress(n as u64);
+    }
+    let size = hasher.len();
+    let actual = hasher.finish();
+    if actual != descriptor.digest || size != descriptor.size {
+        return Err(LayoutError::CachedBlobDamaged {
+            bundle,
+            digest: descriptor.digest.clone(),
+            path,
+            actual,
+            size,
+        });
+    }
+    Ok(stamp)
 }
 
 #[async_trait]
@@ -171,20 +224,50 @@ impl Sink for BundleSink {
 
     async fn put_blob(
         &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        path: &Path,
+    ) -> Result<(), EndpointError> {
+        let progress: UploadProgress = std::sync::Arc::new(|_| {});
+        self.put_blob_reporting(repository, descriptor, path, progress)
+            .await
+    }
+
+    /// The executor fetched the blob into the cache (verified) before this call; it is hashed
+    /// once more here, so a copy damaged on disk since is refused while the run can still fetch
+    /// it again, instead of being found when the bundle is written.
+    async fn put_blob_reporting(
+        &self,
         _repository: &str,
         descriptor: &Descriptor,
         _path: &Path,
+        progress: UploadProgress,
     ) -> Result<(), EndpointError> {
-        // The executor fetched it into the cache (verified) before this call.
-        if self.cache.contains(&descriptor.digest) {
-            Ok(())
-        } else {
-            Err(LayoutError::BlobMissing {
+        let digest = &descriptor.digest;
+        if !self.cache.contains(digest) {
+            return Err(LayoutError::BlobMissing {
                 layout: "the cache".into(),
-                digest: descriptor.digest.clone(),
+                digest: digest.clone(),
             }
-            .into())
+            .into());
         }
+        if self.hashed_as(digest).is_some() {
+            progress(descriptor.size);
+            return Ok(());
+        }
+        let bundle = self.describe();
+        let path = self.cache.blob_path(digest);
+        let wanted = descriptor.clone();
+        let stamp =
+            tokio::task::spawn_blocking(move || hash_cached(bundle, path, &wanted, &progress))
+                .await
+                .map_err(|e| EndpointError::Io {
+                    path: self.cache.blob_path(digest),
+                    source: std::io::Error::other(e.to_string()),
+                })??;
+        let mut hashed = self.hashed.lock().unwrap_or_else(|e| e.into_inner());
+        hashed.insert(digest.clone(), stamp);
+        Ok(())
     }
 
     async fn put_manifest(
@@ -212,9 +295,9 @@ impl Sink for BundleSink {
         Ok(())
     }
 
-    /// One blob namespace: a blob already written is available to every repository.
+    /// One blob namespace: a blob already taken (hashed) is available to every repository.
     async fn mount_blob(&self, _: &str, digest: &Digest, _: &str) -> Result<bool, EndpointError> {
-        Ok(self.cache.contains(digest))
+        Ok(self.hashed_as(digest).is_some())
     }
 }
 
@@ -293,4 +376,66 @@ pub fn import(
     })?;
     let source = LayoutSource::new(format!("bundle {}", path.display()), cache.root(), index);
     Ok((source, file_digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::MediaType;
+
+    fn layer(bytes: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: MediaType::parse("application/vnd.oci.image.layer.v1.tar+gzip"),
+            digest: Digest::sha256_of(bytes),
+            size: bytes.len() as u64,
+            platform: None,
+            annotations: Default::default(),
+            urls: vec![],
+            artifact_type: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_blob_is_hashed_once_and_a_damaged_one_is_refused_as_bad_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Store::open(&dir.path().join("cache")).expect("cache");
+        let good = layer(b"good layer");
+        let bad = layer(b"bad layer");
+        for (d, bytes) in [(&good, &b"good layer"[..]), (&bad, b"bad layer")] {
+            assert!(cache.put_small_blob(&d.digest, bytes).expect("cache"));
+        }
+        std::fs::write(cache.blob_path(&bad.digest), b"bad layeR").expect("damage");
+        let sink = BundleSink::new(&dir.path().join("out.tar"), cache.clone());
+        let path = cache.blob_path(&good.digest);
+
+        sink.put_blob("r", &good, &path).await.expect("intact");
+        let stamp = FileStamp::of(&std::fs::metadata(&path).expect("stat"));
+        assert_eq!(sink.hashed_as(&good.digest), Some(stamp));
+        let file = sink.blob_file(&good.digest, good.size, "r").expect("file");
+        assert_eq!(
+            file.hashed,
+            Some(stamp),
+            "the writer need not hash it again"
+        );
+        assert!(sink
+            .mount_blob("s", &good.digest, "r")
+            .await
+            .expect("mount"));
+
+        let err = sink
+            .put_blob("r", &bad, &cache.blob_path(&bad.digest))
+            .await
+            .expect_err("damaged");
+        assert!(
+            matches!(
+                &err,
+                EndpointError::Layout(LayoutError::CachedBlobDamaged { actual, .. })
+                    if *actual == Digest::sha256_of(b"bad layeR")
+            ),
+            "{err}"
+        );
+        assert!(err.may_be_bad_content(), "so the executor repairs it");
+        assert_eq!(sink.hashed_as(&bad.digest), None);
+        assert!(!sink.mount_blob("s", &bad.digest, "r").await.expect("mount"));
+    }
 }

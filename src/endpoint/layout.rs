@@ -48,6 +48,17 @@ pub enum LayoutError {
     },
     #[error("{layout} lacks blob {digest}, which its images need")]
     BlobMissing { layout: String, digest: Digest },
+    /// A cache file that a bundle target was to hold no longer hashes to its name.
+    #[error(
+        "{bundle}: cache file {path} holds {size} bytes that hash to {actual}, not to {digest}"
+    )]
+    CachedBlobDamaged {
+        bundle: String,
+        digest: Digest,
+        path: PathBuf,
+        actual: Digest,
+        size: u64,
+    },
     #[error("bundle {bundle}: {entry} holds bytes that hash to {actual} ({size} bytes), not to its name: the bundle is damaged, nothing was pushed")]
     Corrupt {
         bundle: PathBuf,

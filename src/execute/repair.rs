@@ -5,6 +5,11 @@
 //! fails: every rerun would fail the same way, since the cache still "has" the blob. So when a
 //! sink refuses the bytes, the cached file is hashed again; if it is damaged it is removed,
 //! fetched again from the source, and pushed once more. An intact file keeps the sink's error.
+//! A source that cannot give the blob again (offline, down) fails the task with an error saying
+//! that the cached copy was damaged and removed, so a later run online fetches it.
+//!
+//! Bundle targets take part too: their sink hashes each cache file it is given (the bundle is
+//! written from those files at the end), so a damaged copy is refused here, during the run.
 
 use super::run_task::{fetch, progress_of, TaskError};
 use super::Shared;
@@ -33,6 +38,14 @@ pub(super) async fn push_blob(
     let Some(actual) = evict_if_damaged(&shared.store, &descriptor.digest).await? else {
         return Err(error.into());
     };
+    if let Err(source) = fetch(shared, name, from.registry, from.repository, descriptor).await {
+        return Err(TaskError::Refetch {
+            digest: descriptor.digest.clone(),
+            actual,
+            from: format!("{}/{}", from.registry, from.repository),
+            source: Box::new(source),
+        });
+    }
     tracing::warn!(
         "the cached copy of {} was damaged (its bytes hash to {actual}) and was refused ({error}); \
          removed it from the cache and fetched it again from {}/{}",

@@ -9,7 +9,7 @@ use super::event::Event;
 use super::retry::{with_retries, Retryable};
 use super::Shared;
 use crate::endpoint::{EndpointError, UploadProgress};
-use crate::oci::Descriptor;
+use crate::oci::{Descriptor, Digest};
 use crate::plan::Task;
 use crate::store::{IngestError, StoreError};
 
@@ -32,6 +32,14 @@ pub enum TaskError {
     /// retry on it: this one fails at once instead of backing off again.
     #[error("skipped: {host} is unreachable (an earlier transfer {cause})")]
     HostDown { host: String, cause: String },
+    /// A damaged cached copy was removed, and fetching the blob again failed.
+    #[error("the cached copy of {digest} was damaged (its bytes hash to {actual}) and was removed from the cache; fetching it again from {from} failed: {source}")]
+    Refetch {
+        digest: Digest,
+        actual: Digest,
+        from: String,
+        source: Box<TaskError>,
+    },
 }
 
 impl TaskError {
@@ -41,6 +49,7 @@ impl TaskError {
             TaskError::Endpoint(e) => e.unreachable_host(),
             TaskError::Ingest(IngestError::Source { source, .. }) => source.unreachable_host(),
             TaskError::GaveUp { last, .. } => last.unreachable_host(),
+            TaskError::Refetch { source, .. } => source.unreachable_host(),
             _ => None,
         }
     }
@@ -56,6 +65,8 @@ impl Retryable for TaskError {
                 expected, actual, ..
             }) => actual < expected,
             TaskError::Ingest(IngestError::PartialChanged { .. }) => true,
+            // The next attempt finds the blob missing and fetches it.
+            TaskError::Refetch { source, .. } => source.is_retryable(),
             _ => false,
         }
     }
@@ -64,6 +75,7 @@ impl Retryable for TaskError {
         match self {
             TaskError::Endpoint(e) => e.retry_after(),
             TaskError::Ingest(IngestError::Source { source, .. }) => source.retry_after(),
+            TaskError::Refetch { source, .. } => source.retry_after(),
             _ => None,
         }
     }

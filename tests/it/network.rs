@@ -4,6 +4,7 @@
 //! `[registry."HOST"]` table nothing uses.
 
 use std::fs;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::context::{describe, flat, mirrorfile_header, stderr};
@@ -160,6 +161,78 @@ fn a_damaged_cached_blob_is_fetched_again_for_a_layout_target() {
         fs::read(lab.ctx.work().join("out/blobs/sha256").join(hex)).expect("layer in layout");
     assert_eq!(sha256(&written), layer.digest);
     assert!(stderr(&out).contains("was damaged"), "{}", describe(&out));
+}
+
+/// A bundle target `bundle` filled from `image` on the upstream registry; with the first layer
+/// of `built` damaged in the cache after one apply. Returns the damaged file and the layer.
+fn bundle_with_damaged_cache(lab: &Lab, image: &str, bundle: &str) -> (PathBuf, String) {
+    let up = lab.up();
+    let built = lab.seed(
+        image,
+        &ImageSpec::single("rotb", "linux/amd64").layer_bytes(30_000),
+    );
+    lab.ctx.write_mirrorfile(&format!(
+        "[target]\nbundle = \"{bundle}\"\n\n[registry.\"{up}\"]\ntls = \"http\"\n\n\
+         [cache]\ndir = \"cache\"\n\n[[images]]\nref = \"{up}/{image}\"\n"
+    ));
+    lab.ctx.cmd_ok(&["apply"]);
+    let layer = built.manifests[0].layers[0].digest.clone();
+    let cached = lab
+        .ctx
+        .work()
+        .join("cache/blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let mut bytes = fs::read(&cached).expect("cached layer");
+    bytes[10] ^= 0x01;
+    fs::write(&cached, &bytes).expect("damage the cached layer");
+    (cached, layer)
+}
+
+#[test]
+fn a_damaged_cached_blob_is_fetched_again_for_a_bundle_target() {
+    let lab = Lab::new();
+    let (cached, layer) = bundle_with_damaged_cache(&lab, "lab/rotb:1", "out.tar.zst");
+    let bundle = lab.ctx.work().join("out.tar.zst");
+    let first = sha256(&fs::read(&bundle).expect("first bundle"));
+    fs::remove_file(&bundle).expect("remove the first bundle");
+
+    let out = lab.ctx.cmd(&["--retries", "0", "apply"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    // Written from good bytes: the same file as from an undamaged cache.
+    assert_eq!(
+        sha256(&fs::read(&bundle).expect("second bundle")),
+        first,
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(sha256(&fs::read(&cached).expect("refetched")), layer);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("the cached copy of {layer} was damaged"))
+            && err.contains("fetched it again"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_damaged_cached_blob_offline_fails_the_bundle_naming_it() {
+    let lab = Lab::new();
+    let (cached, layer) = bundle_with_damaged_cache(&lab, "lab/rotc:1", "out.tar");
+    let bundle = lab.ctx.work().join("out.tar");
+    fs::remove_file(&bundle).expect("remove the first bundle");
+
+    let out = lab.ctx.cmd(&["--offline", "apply"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(!bundle.exists(), "no bundle from a damaged cache");
+    assert!(!cached.exists(), "the damaged copy is gone from the cache");
+    let err = flat(&out.stderr);
+    assert!(
+        err.contains(&format!("the cached copy of {layer} was damaged"))
+            && err.contains("was removed from the cache; fetching it again from")
+            && err.contains(&format!("offline: blob {layer}")),
+        "{err}"
+    );
+    assert!(!err.contains("fetched it again"), "{err}");
 }
 
 /// A TLS registry (CA in `ca.pem`) and a plain one, with an image upstream.
