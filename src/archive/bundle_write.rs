@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::fsutil::FileStamp;
 use crate::oci::digest::HashingWriter;
@@ -74,6 +75,9 @@ pub enum BundleWriteError {
         actual: Digest,
         size: u64,
     },
+    /// A stop was requested (Ctrl-C, SIGTERM) while the bundle was being written.
+    #[error("stopped while writing bundle {path}; no bundle was written")]
+    Stopped { path: PathBuf },
     #[error("blob {digest} ({path}) changed on disk: it has {size} bytes, not {expected}; no bundle was written (run again to check and fetch it anew)")]
     Resized {
         digest: Digest,
@@ -94,6 +98,16 @@ pub fn is_zstd_name(path: &Path) -> bool {
 pub fn write_bundle(
     dest: &Path,
     contents: &BundleContents,
+) -> Result<BundleWritten, BundleWriteError> {
+    write_bundle_until(dest, contents, &AtomicBool::new(false))
+}
+
+/// [`write_bundle`], giving up with [`BundleWriteError::Stopped`] (and leaving nothing at
+/// `dest`) soon after `stop` is set: bundles are gigabytes, and Ctrl-C must not wait for one.
+pub fn write_bundle_until(
+    dest: &Path,
+    contents: &BundleContents,
+    stop: &AtomicBool,
 ) -> Result<BundleWritten, BundleWriteError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -116,10 +130,10 @@ pub fn write_bundle(
     let hashing = if is_zstd_name(dest) {
         let mut encoder = zstd::Encoder::new(hashing, ZSTD_LEVEL).map_err(io_err(dest))?;
         encoder.include_checksum(true).map_err(io_err(dest))?;
-        let encoder = write_tar(encoder, contents, dest)?;
+        let encoder = write_tar(encoder, contents, dest, stop)?;
         encoder.finish().map_err(io_err(dest))?
     } else {
-        write_tar(hashing, contents, dest)?
+        write_tar(hashing, contents, dest, stop)?
     };
     let HashingWriter { inner, hasher } = hashing;
     let file = inner
@@ -128,6 +142,11 @@ pub fn write_bundle(
     file.sync_all().map_err(io_err(dest))?;
     let size = hasher.len();
     let sha256 = hasher.finish();
+    if stop.load(Ordering::Relaxed) {
+        return Err(BundleWriteError::Stopped {
+            path: dest.to_path_buf(),
+        });
+    }
     crate::fsutil::make_readable(tmp.as_file()).map_err(io_err(dest))?;
     tmp.persist(dest).map_err(|e| io_err(dest)(e.error))?;
     Ok(BundleWritten {
@@ -143,6 +162,7 @@ fn write_tar<W: Write>(
     out: W,
     contents: &BundleContents,
     dest: &Path,
+    stop: &AtomicBool,
 ) -> Result<W, BundleWriteError> {
     let io_err = |source| BundleWriteError::Io {
         path: dest.to_path_buf(),
@@ -167,7 +187,13 @@ fn write_tar<W: Write>(
         let header = header(dir, 0, true).map_err(io_err)?;
         tar.append(&header, io::empty()).map_err(io_err)?;
     }
+    let stopped = || BundleWriteError::Stopped {
+        path: dest.to_path_buf(),
+    };
     for blob in &contents.blobs {
+        if stop.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
         let name = format!(
             "blobs/{}/{}",
             blob.digest.algorithm().as_str(),
@@ -187,6 +213,7 @@ fn write_tar<W: Write>(
             .map(|meta| FileStamp::of(&meta))?;
         let hasher = (blob.hashed != Some(stamp)).then(Sha256Hasher::new);
         let mut reader = VerifyingReader {
+            stop,
             inner: file,
             hasher,
             read: 0,
@@ -195,6 +222,9 @@ fn write_tar<W: Write>(
             mismatch: None,
         };
         let result = tar.append(&header, &mut reader);
+        if stop.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
         if let Some(mismatch) = reader.mismatch.take() {
             return Err(match mismatch {
                 Mismatch::Hash { actual, size } => BundleWriteError::Changed {
@@ -243,6 +273,8 @@ fn header(name: &str, size: u64, dir: bool) -> io::Result<tar::Header> {
 /// Reads a blob file, checking at its end that it still has the size it is filed under (tar
 /// would otherwise pad or truncate silently) and, unless it was hashed already, its digest.
 struct VerifyingReader<'a> {
+    /// Set when the run is stopped: reading fails at once.
+    stop: &'a AtomicBool,
     inner: File,
     hasher: Option<Sha256Hasher>,
     read: u64,
@@ -259,6 +291,9 @@ enum Mismatch {
 
 impl Read for VerifyingReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("stopped"));
+        }
         let n = self.inner.read(buf)?;
         if self.done {
             return Ok(n);

@@ -18,7 +18,9 @@ pub mod parallel_gzip;
 pub mod spool;
 
 pub use bundle_read::{read_bundle, BundleReadError};
-pub use bundle_write::{write_bundle, BlobFile, BundleContents, BundleWriteError, BundleWritten};
+pub use bundle_write::{
+    write_bundle, write_bundle_until, BlobFile, BundleContents, BundleWriteError, BundleWritten,
+};
 pub use compression::Compression;
 pub use config::ImageConfig;
 pub use error::ArchiveError;

@@ -81,21 +81,31 @@ pub async fn run(
         },
     };
     let stop = std::sync::OnceLock::new();
-    let interrupt = async {
+    let stop_requested = || async {
         let _ = stop.set(super::signals::requested().await);
     };
-    let outcome = session
-        .apply_until(&plan, options, reporter.clone(), interrupt)
+    let mut outcome = session
+        .apply_until(&plan, options, reporter.clone(), stop_requested())
         .await;
     // Bars are cleared when the reporter goes; the summary must come after them.
     drop(reporter);
-    let requests = session.requests();
     // A bundle target is written only when everything went in: it must hold exactly the plan.
+    // A stop while it is written leaves no bundle, and the run counts as interrupted.
+    let mut bundle_stopped = false;
     let bundle = if outcome.complete() {
-        session.finish().await.map_err(diagnostics::ops)?
+        match session.finish(stop_requested()).await {
+            Ok(written) => written,
+            Err(_) if stop.get().is_some() => {
+                outcome.interrupted = true;
+                bundle_stopped = true;
+                None
+            }
+            Err(e) => return Err(diagnostics::ops(e)),
+        }
     } else {
         None
     };
+    let requests = session.requests();
     if args.json {
         let mut doc = report::json::apply(&plan, &outcome, requests);
         doc.bundle = bundle.as_ref().map(report::bundle::written_doc);
@@ -117,12 +127,20 @@ pub async fn run(
             .get()
             .copied()
             .unwrap_or(super::signals::Stop::Interrupt);
-        note!(
-            "{}: transfers in flight were cancelled (the bytes they had downloaded are kept in \
-             the cache for the next run) and tags of unfinished images were not moved. Run \
-             `mirror apply` again to finish.",
-            stop.name()
-        );
+        if bundle_stopped {
+            note!(
+                "{}: no bundle was written (everything it needs is in the cache). Run `mirror \
+                 apply` again to write it.",
+                stop.name()
+            );
+        } else {
+            note!(
+                "{}: transfers in flight were cancelled (the bytes they had downloaded are kept \
+                 in the cache for the next run) and tags of unfinished images were not moved. \
+                 Run `mirror apply` again to finish.",
+                stop.name()
+            );
+        }
         return Ok(ExitCode::from(stop.exit_code()));
     }
     if outcome.failures.is_empty() {

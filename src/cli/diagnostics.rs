@@ -33,7 +33,13 @@ pub fn ops(error: OpsError) -> Report {
                 note!("{report:?}");
             }
             Report::new(Unresolved {
-                details: errors.iter().map(|e| chain(e)).collect(),
+                details: errors
+                    .iter()
+                    .map(|e| Detail {
+                        message: chain(e),
+                        help: e.help(),
+                    })
+                    .collect(),
             })
         }
         // A damaged lock points at its line, as Mirrorfile errors do.
@@ -46,12 +52,19 @@ pub fn ops(error: OpsError) -> Report {
 }
 
 /// The summary after each unresolved entry was reported on its own; it keeps their messages
-/// for `--json`'s error document (`details`).
+/// and help for `--json`'s error document (`details`).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("{} image(s) could not be resolved", details.len())]
+#[error("{}", crate::ops::unresolved_summary(details.len()))]
 #[diagnostic(help("nothing was transferred; fix the entries above and run again"))]
 pub struct Unresolved {
-    pub details: Vec<String>,
+    pub details: Vec<Detail>,
+}
+
+/// One entry at fault, as `--json` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Detail {
+    pub message: String,
+    pub help: Option<String>,
 }
 
 /// The failures of an apply: each real failure on its line, and tasks that failed only because

@@ -148,7 +148,12 @@ pub fn main() -> ExitCode {
     };
     let json = cli.wants_json();
     match runtime.block_on(run(cli, bars)) {
-        Ok(code) => code,
+        Ok(code) => {
+            if let Some(stop) = signals::requested_now().filter(|_| json) {
+                output::print_json_stopped(stop);
+            }
+            code
+        }
         Err(report) => {
             note!("{report:?}");
             if json {
@@ -184,6 +189,7 @@ fn usage(e: &clap::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
+    signals::listen();
     match &cli.command {
         // apply stops its own transfers cleanly on Ctrl-C or SIGTERM; until its plan is made,
         // and for every other command, a stop request simply drops the work (temp files go with

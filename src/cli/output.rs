@@ -37,18 +37,42 @@ pub fn print_bytes(bytes: &[u8]) {
 /// goes to stderr). Nothing when a document was already written (apply's report of a run with
 /// failed tasks is that run's document).
 pub fn print_json_error(report: &miette::Report) {
-    if WROTE_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {
-        return;
-    }
     let details = report
         .downcast_ref::<super::diagnostics::Unresolved>()
         .map(|unresolved| unresolved.details.clone())
         .unwrap_or_default();
+    print_json_error_doc(
+        &report.to_string(),
+        report.help().map(|h| h.to_string()),
+        details,
+    );
+}
+
+/// The error document for a `--json` command stopped (Ctrl-C, SIGTERM) before its report.
+pub fn print_json_stopped(stop: super::signals::Stop) {
+    print_json_error_doc(
+        &format!(
+            "{} before the report was made; nothing was transferred",
+            stop.name()
+        ),
+        Some("run the command again".to_string()),
+        Vec::new(),
+    );
+}
+
+fn print_json_error_doc(
+    message: &str,
+    help: Option<String>,
+    details: Vec<super::diagnostics::Detail>,
+) {
+    if WROTE_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let doc = serde_json::json!({
         "version": crate::report::json::VERSION,
         "error": {
-            "message": report.to_string(),
-            "help": report.help().map(|h| h.to_string()),
+            "message": message,
+            "help": help,
             "details": details,
         },
     });

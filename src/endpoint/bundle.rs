@@ -20,13 +20,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::layout::{LayoutError, LayoutSource};
 use super::{EndpointError, Sink, UploadProgress};
 use crate::archive::{
-    read_bundle, write_bundle, BlobFile, BundleContents, BundleWriteError, BundleWritten,
+    read_bundle, write_bundle_until, BlobFile, BundleContents, BundleWriteError, BundleWritten,
 };
 use crate::fsutil::FileStamp;
 use crate::oci::descriptor::ANNOTATION_REF_NAME;
@@ -69,10 +71,12 @@ impl BundleSink {
     }
 
     /// Writes the bundle: `index.json` naming every root pushed, `extra` files (Mirrorfile,
-    /// lock), then manifests and configs in walk order, then layers by digest.
+    /// lock), then manifests and configs in walk order, then layers by digest. When `stop`
+    /// completes first (Ctrl-C), the writing gives up and nothing is left at the bundle's path.
     pub async fn finish(
         &self,
         extra: Vec<(String, Vec<u8>)>,
+        stop: impl std::future::Future<Output = ()>,
     ) -> Result<BundleWritten, BundleError> {
         let index = self.roots.lock().await.clone();
         let blobs = self.reachable(&index)?;
@@ -82,8 +86,20 @@ impl BundleSink {
             blobs,
         };
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || write_bundle(&path, &contents))
-            .await
+        let stopping = Arc::new(AtomicBool::new(false));
+        let flag = stopping.clone();
+        let mut writing =
+            tokio::task::spawn_blocking(move || write_bundle_until(&path, &contents, &flag));
+        let written = tokio::select! {
+            // A stop request wins over a bundle that happens to be finished at the same time.
+            biased;
+            () = stop => {
+                stopping.store(true, Ordering::Relaxed);
+                writing.await
+            }
+            written = &mut writing => written,
+        };
+        written
             .map_err(|e| BundleError::Join(e.to_string()))?
             .map_err(BundleError::from)
     }
@@ -437,5 +453,36 @@ mod tests {
         assert!(err.may_be_bad_content(), "so the executor repairs it");
         assert_eq!(sink.hashed_as(&bad.digest), None);
         assert!(!sink.mount_blob("s", &bad.digest, "r").await.expect("mount"));
+    }
+
+    #[tokio::test]
+    async fn a_stop_while_the_bundle_is_written_leaves_no_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Store::open(&dir.path().join("cache")).expect("cache");
+        let path = dir.path().join("out.tar");
+        let sink = BundleSink::new(&path, cache);
+        let err = sink
+            .finish(vec![("mirrorfile.toml".into(), b"x".to_vec())], async {})
+            .await
+            .expect_err("stopped");
+        assert!(
+            matches!(err, BundleError::Write(BundleWriteError::Stopped { .. })),
+            "{err}"
+        );
+        assert!(!path.exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n != "cache")
+            .collect();
+        assert!(left.is_empty(), "no temp file left: {left:?}");
+        // Without a stop the same sink writes its bundle.
+        let written = sink
+            .finish(vec![], std::future::pending())
+            .await
+            .expect("written");
+        assert_eq!(written.path, path);
+        assert!(path.exists());
     }
 }

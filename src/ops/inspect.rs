@@ -55,7 +55,13 @@ impl FromStr for Location {
             return Ok(Location::OciArchive { path, name });
         }
         if let Some(rest) = text.strip_prefix("oci:") {
-            let (dir, name) = split_after_existing(rest, std::path::Path::is_dir);
+            // A directory holding a layout first (`oci:my:out:NAME` with an unrelated `my/`
+            // beside `my:out/`), then any directory.
+            let is_layout = |p: &std::path::Path| p.join("index.json").is_file();
+            let (dir, name) = match split_after_existing(rest, is_layout) {
+                (dir, name) if is_layout(&dir) => (dir, name),
+                _ => split_after_existing(rest, std::path::Path::is_dir),
+            };
             return Ok(Location::OciDir { dir, name });
         }
         // skopeo's transport prefix, as skopeo users type it out of habit.
@@ -383,6 +389,22 @@ mod tests {
             Some(Location::OciDir {
                 dir: dir.clone(),
                 name: Some("lab/busybox:1.35".into())
+            })
+        );
+        // `oci:DIR:NAME` where DIR itself has a colon and a directory named like its first part
+        // exists too: the one holding a layout wins.
+        let plain = dir.join("my");
+        let layout = dir.join("my:out");
+        std::fs::create_dir_all(&plain).expect("plain dir");
+        std::fs::create_dir_all(&layout).expect("layout dir");
+        std::fs::write(layout.join("index.json"), b"{}").expect("index.json");
+        assert_eq!(
+            format!("oci:{}:lab/tiny:1.0", layout.display())
+                .parse::<Location>()
+                .ok(),
+            Some(Location::OciDir {
+                dir: layout.clone(),
+                name: Some("lab/tiny:1.0".into())
             })
         );
         // A bundle name as `apply --json` prints it: the name keeps its own colons.

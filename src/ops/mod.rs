@@ -40,7 +40,7 @@ pub enum OpsError {
     Client { host: String, source: RegistryError },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{} image(s) could not be resolved", .0.len())]
+    #[error("{}", unresolved_summary(.0.len()))]
     Resolve(Vec<ResolveError>),
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -88,6 +88,15 @@ pub enum OpsError {
     UnknownUpdate(String),
     #[error(transparent)]
     Saved(#[from] saved::SavedPlanError),
+}
+
+/// "1 entry could not be resolved", "3 entries could not be resolved": an entry is an image,
+/// a list line, a repository or an archive.
+pub fn unresolved_summary(count: usize) -> String {
+    match count {
+        1 => "1 entry could not be resolved".to_string(),
+        n => format!("{n} entries could not be resolved"),
+    }
 }
 
 fn lines(changes: &[(Change, Option<Origin>)]) -> String {
@@ -245,7 +254,10 @@ impl Session {
 
     /// After a successful apply into a bundle target: writes the bundle file (with the
     /// Mirrorfile and, when it exists beside it, `mirrorfile.lock`). `None` for other targets.
-    pub async fn finish(&self) -> Result<Option<BundleWritten>, OpsError> {
+    pub async fn finish(
+        &self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<Option<BundleWritten>, OpsError> {
         let Some(bundle) = &self.bundle else {
             return Ok(None);
         };
@@ -262,7 +274,7 @@ impl Session {
                 }
             }
         }
-        Ok(Some(bundle.finish(extra).await?))
+        Ok(Some(bundle.finish(extra, stop).await?))
     }
 
     /// HTTP requests made so far, over every registry.
@@ -395,14 +407,23 @@ impl Session {
             stop,
         )
         .await;
-        let mut cancelled = 0;
+        let (mut cancelled, mut left) = (0, 0);
         for client in self.clients.values() {
-            cancelled += client
+            let (done, not) = client
                 .cancel_abandoned_uploads(std::time::Duration::from_secs(5))
                 .await;
+            cancelled += done;
+            left += not;
         }
         if cancelled > 0 {
             tracing::info!("cancelled {cancelled} unfinished upload session(s)");
+        }
+        if left > 0 {
+            tracing::warn!(
+                "{left} upload session(s) cut off mid-request could not be deleted (the registry \
+                 refuses a delete without the session's current state); the registry's upload \
+                 purging removes them (distribution: after 7 days)"
+            );
         }
         // The cache remembers what each target reference now holds: its garbage collection roots.
         let done: Vec<_> = plan

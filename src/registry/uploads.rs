@@ -59,24 +59,34 @@ impl Drop for OpenUpload {
 
 impl Client {
     /// DELETEs every upload session left open so far (at most `timeout` each); returns how
-    /// many were cancelled.
-    pub async fn cancel_abandoned_uploads(&self, timeout: Duration) -> usize {
+    /// many were cancelled and how many could not be.
+    ///
+    /// A session that had already received bytes of a request cut short cannot be deleted on
+    /// distribution: a DELETE must carry the session's current `_state`, which the registry
+    /// only hands out in the answer to a finished request (measured on 2.8.2: 404
+    /// BLOB_UPLOAD_INVALID, "upload resumed at wrong offset", and the data stays). Such a
+    /// session is left to the registry's upload purging (distribution: older than 7 days).
+    pub async fn cancel_abandoned_uploads(&self, timeout: Duration) -> (usize, usize) {
         let open: Vec<(String, Url)> = match self.inner.abandoned.0.lock() {
             Ok(mut list) => std::mem::take(&mut *list),
-            Err(_) => return 0,
+            Err(_) => return (0, 0),
         };
-        let mut cancelled = 0;
+        let (mut cancelled, mut left) = (0, 0);
         for (repo, url) in open {
             let op = format!("cancel upload to {repo}");
             let request = self.transport().client().delete(url).timeout(timeout);
             match self.send(request, &[push_scope(&repo)], &op).await {
                 Ok(response) if response.status().is_success() => cancelled += 1,
                 Ok(response) => {
+                    left += 1;
                     tracing::debug!(status = %response.status(), "upload session not cancelled")
                 }
-                Err(e) => tracing::debug!(error = %e, "could not cancel upload session"),
+                Err(e) => {
+                    left += 1;
+                    tracing::debug!(error = %e, "could not cancel upload session")
+                }
             }
         }
-        cancelled
+        (cancelled, left)
     }
 }

@@ -126,16 +126,24 @@ impl Store {
             applied: apply,
             ..GcReport::default()
         };
-        for (path, size) in self.blob_files()? {
-            let keep = path
-                .file_name()
+        let named_reachable = |path: &Path| {
+            path.file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok())
-                .is_some_and(|d| reachable.contains(&d));
-            if keep {
+                .is_some_and(|d| reachable.contains(&d))
+        };
+        for (path, size) in self.blob_files()? {
+            if named_reachable(&path) {
                 report.kept += 1;
                 report.kept_bytes += size;
             } else {
+                report.garbage.push(Garbage { path, size });
+            }
+        }
+        // Partial downloads are worth keeping only for blobs still wanted (the next run
+        // resumes them); the rest are leftovers of images no root needs any more.
+        for (path, size) in files_in(&self.partial_dir())? {
+            if !named_reachable(&path) {
                 report.garbage.push(Garbage { path, size });
             }
         }
@@ -267,6 +275,12 @@ mod tests {
             .record_roots(&[("h/r:1".into(), manifest.descriptor())])
             .expect("record");
         std::fs::write(dir.path().join("tmp").join(".tmpleft"), b"partial").expect("tmp");
+        // Partial downloads: one of a blob a root still needs (kept for resuming), one of a
+        // blob nothing needs.
+        std::fs::create_dir_all(dir.path().join("partial")).expect("partial dir");
+        let stale_partial = store.partial_path(&Digest::sha256_of(b"still wanted"));
+        std::fs::write(store.partial_path(&layer), b"layer").expect("partial");
+        std::fs::write(&stale_partial, b"stale").expect("partial");
 
         let dry = store.gc(&[], false).expect("gc dry run");
         assert_eq!(dry.kept, 3, "manifest, config and layer are kept");
@@ -275,17 +289,20 @@ mod tests {
             names,
             vec![
                 store.blob_path(&orphan),
+                stale_partial.clone(),
                 dir.path().join("tmp").join(".tmpleft")
             ]
         );
-        assert_eq!(dry.garbage_bytes, 15 + 7);
+        assert_eq!(dry.garbage_bytes, 15 + 5 + 7);
         assert!(store.contains(&orphan), "a dry run deletes nothing");
         // An extra root (from a lock file) keeps the orphan.
         let kept = store.gc(std::slice::from_ref(&orphan), false).expect("gc");
-        assert_eq!(kept.garbage.len(), 1);
+        assert_eq!(kept.garbage.len(), 2, "the temp file and the stale partial");
         let done = store.gc(&[], true).expect("gc apply");
         assert!(done.applied);
         assert!(!store.contains(&orphan));
+        assert!(!stale_partial.exists());
+        assert!(store.partial_path(&layer).exists(), "kept for resuming");
         assert!(store.contains(&layer) && store.contains(&config));
 
         std::fs::write(store.blob_path(&layer), b"layer bytez").expect("damage");

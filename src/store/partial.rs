@@ -32,7 +32,7 @@ enum Written {
 }
 
 impl Store {
-    fn partial_dir(&self) -> PathBuf {
+    pub(super) fn partial_dir(&self) -> PathBuf {
         self.root.join("partial")
     }
 

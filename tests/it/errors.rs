@@ -141,7 +141,8 @@ fn malformed_toml_is_reported_at_its_line() {
 }
 
 /// A `--json` command that fails before its report still writes one JSON document to stdout:
-/// `{"version": 1, "error": {"message", "help", "details"}}`. Returns the message and details.
+/// `{"version": 1, "error": {"message", "help", "details": [{"message", "help"}]}}`. Returns
+/// the message and each detail's message and help, one per line.
 fn assert_json_error(out: &std::process::Output) -> String {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e})\n{}", describe(out)));
@@ -151,8 +152,10 @@ fn assert_json_error(out: &std::process::Output) -> String {
     let details = doc["error"]["details"].as_array().expect("details list");
     let mut text = message.to_string();
     for detail in details {
-        text.push('\n');
-        text.push_str(detail.as_str().unwrap_or_default());
+        for key in ["message", "help"] {
+            text.push('\n');
+            text.push_str(detail[key].as_str().unwrap_or_default());
+        }
     }
     text
 }
@@ -168,6 +171,8 @@ fn a_json_plan_that_cannot_resolve_says_why_on_stdout() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let message = assert_json_error(&out);
     assert!(message.contains("lab/tiny:no-such-tag"), "{message}");
+    // The entry's own advice comes along, not only the summary's.
+    assert!(message.contains("check the tag"), "{message}");
 }
 
 #[test]

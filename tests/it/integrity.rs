@@ -191,7 +191,7 @@ fn a_stop_during_resolution_is_not_lost() {
         let child = lab
             .ctx
             .command()
-            .args(["apply", "--progress", "none"])
+            .args(["apply", "--json", "--progress", "none"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -210,6 +210,20 @@ fn a_stop_during_resolution_is_not_lost() {
             started.elapsed() < Duration::from_secs(5),
             "stopped during resolution, not after it: {:?}",
             started.elapsed()
+        );
+        // `--json` still gets one document saying so.
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}", describe(&out)));
+        let word = if code == 143 {
+            "terminated"
+        } else {
+            "interrupted"
+        };
+        assert!(
+            doc["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(word)),
+            "{doc:#}"
         );
     }
     assert!(lab.target_catalog().is_empty());
