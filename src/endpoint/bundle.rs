@@ -336,6 +336,12 @@ pub fn import(
         entry: entry.to_string(),
         detail,
     };
+    let truncated = |entry: &str, got: u64, size: u64| {
+        import_err(
+            entry,
+            format!("the file ends after {got} of its {size} bytes: the bundle is truncated"),
+        )
+    };
     let file_digest = read_bundle::<LayoutError>(path, &mut |file, reader| {
         if file.name == "index.json" {
             let mut bytes = Vec::new();
@@ -366,6 +372,9 @@ pub fn import(
                 hasher.update(&buf[..n]);
             }
             let size = hasher.len();
+            if size < file.size {
+                return Err(truncated(file.name, size, file.size));
+            }
             let actual = hasher.finish();
             if actual != digest {
                 return Err(corrupt(file.name, actual, size));
@@ -377,6 +386,9 @@ pub fn import(
             Err(IngestError::DigestMismatch { actual, size, .. }) => {
                 Err(corrupt(file.name, actual, size))
             }
+            Err(IngestError::SizeMismatch {
+                expected, actual, ..
+            }) if actual < expected => Err(truncated(file.name, actual, expected)),
             Err(e) => Err(import_err(file.name, e.to_string())),
         }
     })?;

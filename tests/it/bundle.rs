@@ -342,6 +342,28 @@ fn a_damaged_bundle_is_rejected_before_anything_is_pushed() {
     connected(&conn, &up, "bundle", "release.tar", &["lab/tiny:1.0"]);
     conn.cmd_ok(&["apply"]);
     let bundle = conn.work().join("release.tar");
+    // A copy cut short in the middle of a blob is called truncated, not damaged content, by
+    // `inspect oci-archive:` (this cache already holds the blob, so it is only hashed)...
+    let bytes = fs::read(&bundle).expect("bundle");
+    let cut = conn.work().join("cut.tar");
+    fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).expect("write cut copy");
+    let out = conn.cmd(&["inspect", "oci-archive:cut.tar:lab/tiny:1.0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("the bundle is truncated"),
+        "{}",
+        describe(&out)
+    );
+    // ...and by a Mirrorfile reading it into an empty cache.
+    let fresh = TestContext::new();
+    disconnected(&fresh, &up, &[&cut], "");
+    let out = fresh.cmd(&["plan"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("the bundle is truncated"),
+        "{}",
+        describe(&out)
+    );
     let damaged = corrupt_largest_blob(&bundle);
 
     // inspect notices it.
