@@ -66,7 +66,11 @@ fn error(e: inspect::InspectError, local: bool) -> miette::Report {
             "write a reference like `docker.io/rancher/pause:3.1`, `oci:DIR:TAG`, \
              `oci-archive:FILE:NAME` or `archive:FILE`"
         }
-        inspect::InspectError::Client { .. } | inspect::InspectError::Read { .. } if local => {
+        inspect::InspectError::Client { .. }
+        | inspect::InspectError::Read { .. }
+        | inspect::InspectError::Local(_)
+            if local =>
+        {
             "`oci:DIR:NAME` (`oci-archive:FILE:NAME` for a bundle) picks an image by a name the \
              layout lists; `mirror bundle inspect DIR|FILE` lists everything in it"
         }
@@ -77,7 +81,9 @@ fn error(e: inspect::InspectError, local: bool) -> miette::Report {
         _ if tls_mismatch(&e) == Some(TlsArg::Verify) => {
             "it speaks HTTPS: drop `--tls http` (or `tls = \"http\"` in the Mirrorfile)"
         }
-        inspect::InspectError::Client { .. } | inspect::InspectError::Read { .. } => {
+        inspect::InspectError::Client { .. }
+        | inspect::InspectError::Read { .. }
+        | inspect::InspectError::Local(_) => {
             "check the name and that the registry is reachable; TLS and CA settings come from \
              [registry.\"HOST\"] in ./mirrorfile.toml (or -f FILE), or from --tls \
              (verify, skip-verify, http)"

@@ -40,7 +40,7 @@ pub enum LayoutError {
     #[error("{layout} has no image named `{name}`")]
     NotFound { layout: String, name: String },
     /// No name was given and the layout holds more than one image.
-    #[error("{layout} holds {count} images; name the one you mean (`oci:DIR:NAME`): {names}")]
+    #[error("{layout} holds {count} images; name the one you mean (`oci:DIR:NAME`, or `oci-archive:FILE:NAME` for a bundle): {names}")]
     WhichImage {
         layout: String,
         count: usize,

@@ -83,6 +83,9 @@ pub enum InspectError {
     Client { host: String, source: RegistryError },
     #[error("{what}: {source}")]
     Read { what: String, source: EndpointError },
+    /// Reading a layout directory or bundle file: its errors name it already.
+    #[error(transparent)]
+    Local(EndpointError),
     #[error("{what} is an index where an image manifest was expected")]
     NotAnImage { what: String },
     #[error("archive {archive}: {detail}")]
@@ -202,6 +205,7 @@ pub async fn open(
     cache: &Path,
 ) -> Result<(Arc<dyn Source>, String, Digest), InspectError> {
     let read = |what: String| move |source| InspectError::Read { what, source };
+    let local = |e: LayoutError| InspectError::Local(e.into());
     match location {
         Location::Registry(reference) => {
             let host = reference.registry();
@@ -214,34 +218,23 @@ pub async fn open(
             Ok((source, reference.repository().to_string(), digest))
         }
         Location::OciDir { dir, name } => {
-            let what = format!("OCI layout {}", dir.display());
-            let layout = LayoutSource::open_dir(dir).map_err(|e| read(what.clone())(e.into()))?;
-            let digest = layout
-                .find(name.as_deref())
-                .map_err(|e| read(what)(e.into()))?
-                .digest;
+            let layout = LayoutSource::open_dir(dir).map_err(local)?;
+            let digest = layout.find(name.as_deref()).map_err(local)?.digest;
             Ok((Arc::new(layout), String::new(), digest))
         }
         Location::OciArchive { path, name } => {
-            let what = format!("bundle {}", path.display());
-            let store = Store::open(cache).map_err(|e| read(what.clone())(e.into()))?;
+            let store = Store::open(cache).map_err(|e| InspectError::Local(e.into()))?;
             let file = path.clone();
             let imported = tokio::task::spawn_blocking(move || bundle::import(&file, &store))
                 .await
                 .map_err(|e| {
-                    read(what.clone())(
-                        LayoutError::Io {
-                            path: path.clone(),
-                            source: std::io::Error::other(e.to_string()),
-                        }
-                        .into(),
-                    )
+                    local(LayoutError::Io {
+                        path: path.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    })
                 })?;
-            let (layout, _) = imported.map_err(|e| read(what.clone())(e.into()))?;
-            let digest = layout
-                .find(name.as_deref())
-                .map_err(|e| read(what)(e.into()))?
-                .digest;
+            let (layout, _) = imported.map_err(local)?;
+            let digest = layout.find(name.as_deref()).map_err(local)?.digest;
             Ok((Arc::new(layout), String::new(), digest))
         }
         Location::Archive { path, .. } => Err(InspectError::Archive {

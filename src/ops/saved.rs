@@ -27,6 +27,8 @@ pub const VERSION: u32 = 1;
 pub enum SavedPlanError {
     #[error("cannot use the saved plan {path}: {reason}")]
     Unusable { path: PathBuf, reason: String },
+    #[error("cannot save the plan to {path}: {reason}")]
+    Unsaved { path: PathBuf, reason: String },
     #[error("the saved plan {path} is stale:\n{}", .reasons.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n"))]
     Stale { path: PathBuf, reasons: Vec<String> },
 }
@@ -75,13 +77,13 @@ impl SavedPlan {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), SavedPlanError> {
-        let fail = |reason: String| SavedPlanError::Unusable {
+        let fail = |reason: String| SavedPlanError::Unsaved {
             path: path.to_path_buf(),
             reason,
         };
         let mut text = serde_json::to_string_pretty(self).map_err(|e| fail(e.to_string()))?;
         text.push('\n');
-        std::fs::write(path, text).map_err(|e| fail(format!("cannot write it: {e}")))
+        std::fs::write(path, text).map_err(|e| fail(e.to_string()))
     }
 
     pub fn load(path: &Path) -> Result<SavedPlan, SavedPlanError> {

@@ -104,8 +104,13 @@ fn inspect_oci_layout_and_clear_errors() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("no image named `nope`") && err.contains("v2"),
+        squash(&err).contains(&squash("has no image named `nope`")) && err.contains("v2"),
         "{err}"
+    );
+    assert_eq!(
+        err.matches(&dir.display().to_string()).count(),
+        1,
+        "the layout is named once: {err}"
     );
     assert!(
         !err.contains("registry is reachable"),
@@ -118,7 +123,10 @@ fn inspect_oci_layout_and_clear_errors() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err = squash(&stderr(&out));
     assert!(
-        err.contains("holds 2 images; name the one you mean (`oci:DIR:NAME`): v2, v2-again"),
+        no_space(&err).contains(&no_space(
+            "holds 2 images; name the one you mean (`oci:DIR:NAME`, or `oci-archive:FILE:NAME` \
+             for a bundle): v2, v2-again"
+        )),
         "{err}"
     );
 
@@ -335,6 +343,11 @@ fn inspect_archive_lists_images_and_raw_is_what_mirror_pushes() {
 }
 
 /// stderr with miette's line wrapping undone.
+/// `text` without any whitespace (miette wraps lines at hyphens too).
+fn no_space(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
 fn squash(text: &str) -> String {
     text.lines()
         .map(|l| l.trim_start_matches([' ', '|']).trim_end())

@@ -268,6 +268,14 @@ fn stale_saved_plan_is_refused_and_a_fresh_one_applies() {
     let other = ImageSpec::single("intruder", "linux/amd64").build();
     let body = format!("[[images]]\nref = \"{up}/lab/app:1.0\"\n");
     lab.write_mirrorfile(None, &body);
+    // A plan that cannot be saved says so (not that a saved plan cannot be used).
+    let out = lab.ctx.cmd(&["plan", "-o", "no/such/dir/plan.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot save the plan to no/such/dir/plan.json"),
+        "{}",
+        stderr(&out)
+    );
     lab.ctx.cmd_ok(&["plan", "-o", "plan.json"]);
     let saved: serde_json::Value =
         serde_json::from_str(&lab.ctx.read_file("plan.json")).expect("plan.json is JSON");
