@@ -171,6 +171,12 @@ impl Cli {
             Command::Plan(args) => args.json,
             Command::Apply(args) => args.json,
             Command::Inspect(args) => args.json,
+            Command::Bundle(bundle::BundleCommand::Inspect(args)) => args.json,
+            Command::Cache(args) => match &args.command {
+                cache::CacheCommand::Verify { json, .. } | cache::CacheCommand::Gc { json, .. } => {
+                    *json
+                }
+            },
             _ => false,
         }
     }

@@ -187,3 +187,12 @@ fn missing_mirrorfile_is_an_error_naming_it() {
     );
     assert!(lab.target_catalog().is_empty());
 }
+
+#[test]
+fn bundle_inspect_json_explains_a_failure_on_stdout_too() {
+    let lab = lab();
+    let out = lab.ctx.cmd(&["bundle", "inspect", "--json", "no-such.tar"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let message = assert_json_error(&out);
+    assert!(message.contains("no-such.tar"), "{message}");
+}
