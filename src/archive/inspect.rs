@@ -40,6 +40,10 @@ pub struct InspectImage {
     pub platforms: Vec<InspectPlatform>,
     /// Blobs it needs that the bundle lacks.
     pub missing: Vec<String>,
+    /// Whether the image cannot be copied from this bundle: its root manifest, or a config or
+    /// layer of a manifest the bundle holds, is missing. (A child manifest an index lists but
+    /// the bundle lacks is only `missing`: a sparse index leaves platforms out on purpose.)
+    pub incomplete: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,13 +173,20 @@ fn manifest(seen: &Seen, digest: &Digest) -> Option<RawManifest> {
 fn image(seen: &Seen, name: String, root: &Digest, media_type: String) -> InspectImage {
     let mut all: BTreeSet<Digest> = BTreeSet::new();
     let mut missing: BTreeSet<Digest> = BTreeSet::new();
+    let mut incomplete = false;
     let mut platforms = Vec::new();
     match manifest(seen, root).map(|m| m.view()) {
         Some(Ok(ManifestView::Index(view))) => {
             all.insert(root.clone());
             for child in &view.manifests {
                 let mut mine = BTreeSet::new();
-                walk(seen, &child.digest, &mut mine, &mut missing);
+                walk(
+                    seen,
+                    &child.digest,
+                    &mut mine,
+                    &mut missing,
+                    &mut incomplete,
+                );
                 all.extend(mine.iter().cloned());
                 if child.attests().is_some() {
                     continue;
@@ -188,7 +199,7 @@ fn image(seen: &Seen, name: String, root: &Digest, media_type: String) -> Inspec
             }
         }
         Some(Ok(ManifestView::Image(view))) => {
-            walk(seen, root, &mut all, &mut missing);
+            walk(seen, root, &mut all, &mut missing, &mut incomplete);
             let platform = seen
                 .documents
                 .get(&view.config.digest)
@@ -202,6 +213,7 @@ fn image(seen: &Seen, name: String, root: &Digest, media_type: String) -> Inspec
         }
         _ => {
             missing.insert(root.clone());
+            incomplete = true;
         }
     }
     InspectImage {
@@ -211,11 +223,18 @@ fn image(seen: &Seen, name: String, root: &Digest, media_type: String) -> Inspec
         size: size_of(seen, &all),
         platforms,
         missing: missing.iter().map(|d| d.to_string()).collect(),
+        incomplete,
     }
 }
 
 /// Collects a manifest and everything below it.
-fn walk(seen: &Seen, digest: &Digest, out: &mut BTreeSet<Digest>, missing: &mut BTreeSet<Digest>) {
+fn walk(
+    seen: &Seen,
+    digest: &Digest,
+    out: &mut BTreeSet<Digest>,
+    missing: &mut BTreeSet<Digest>,
+    incomplete: &mut bool,
+) {
     if !out.insert(digest.clone()) {
         return;
     }
@@ -227,7 +246,7 @@ fn walk(seen: &Seen, digest: &Digest, out: &mut BTreeSet<Digest>, missing: &mut 
     match view {
         ManifestView::Index(view) => {
             for child in &view.manifests {
-                walk(seen, &child.digest, out, missing);
+                walk(seen, &child.digest, out, missing, incomplete);
             }
         }
         ManifestView::Image(view) => {
@@ -239,6 +258,7 @@ fn walk(seen: &Seen, digest: &Digest, out: &mut BTreeSet<Digest>, missing: &mut 
                     out.insert(blob.digest.clone());
                 } else {
                     missing.insert(blob.digest.clone());
+                    *incomplete = true;
                 }
             }
         }

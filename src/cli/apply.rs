@@ -96,7 +96,12 @@ pub async fn run(
         match session.finish(stop_requested()).await {
             Ok(written) => written,
             Err(_) if stop.get().is_some() => {
+                // Nothing is in the bundle until it is written: no image counts as done.
                 outcome.interrupted = true;
+                outcome
+                    .roots_pushed
+                    .iter_mut()
+                    .for_each(|done| *done = false);
                 bundle_stopped = true;
                 None
             }

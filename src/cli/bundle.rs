@@ -44,7 +44,10 @@ pub async fn run(command: &BundleCommand) -> miette::Result<ExitCode> {
     } else {
         print_stdout(&report::bundle::inspect(&info));
     }
-    Ok(if info.damaged.is_empty() {
+    // A damaged blob, or an image the bundle cannot give whole (a file cut at an entry
+    // boundary reads as a valid tar), fails the check.
+    let incomplete = info.images.iter().any(|i| i.incomplete);
+    Ok(if info.damaged.is_empty() && !incomplete {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

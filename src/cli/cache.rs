@@ -62,6 +62,15 @@ pub fn run(cli: &Cli, args: &CacheArgs) -> miette::Result<ExitCode> {
         model.as_ref(),
         &super::default_cache(&crate::environment::Environment::from_process()),
     );
+    // Verifying or collecting a cache that is not there would create an empty one and report
+    // all is well: a mistyped --dir must say so instead.
+    if !dir.is_dir() {
+        return Err(miette!(
+            help = "name the cache directory with --dir, or run where the Mirrorfile is",
+            "there is no cache at {}",
+            dir.display()
+        ));
+    }
     let store_error = |e| miette!("{}", super::diagnostics::chain(&e));
     match &args.command {
         CacheCommand::Verify { remove, json } => {

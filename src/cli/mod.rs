@@ -164,6 +164,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+impl Command {
+    /// Whether the command watches for Ctrl-C / SIGTERM itself ([`signals`]).
+    fn stops_in_order(&self) -> bool {
+        matches!(
+            self,
+            Command::Apply(_)
+                | Command::Plan(_)
+                | Command::Lock(_)
+                | Command::Inspect(_)
+                | Command::Bundle(_)
+        )
+    }
+}
+
 impl Cli {
     /// Whether the command writes a JSON document to stdout (`--json`).
     fn wants_json(&self) -> bool {
@@ -195,7 +209,11 @@ fn usage(e: &clap::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
-    signals::listen();
+    // Commands that run on the async runtime stop in order; the synchronous ones (cache
+    // verify/gc, init, schema, …) keep the signals' default action, which ends them at once.
+    if cli.command.stops_in_order() {
+        signals::listen();
+    }
     match &cli.command {
         // apply stops its own transfers cleanly on Ctrl-C or SIGTERM; until its plan is made,
         // and for every other command, a stop request simply drops the work (temp files go with
@@ -220,10 +238,8 @@ pub(super) async fn interruptible<T>(
 ) -> Result<T, signals::Stop> {
     tokio::select! {
         value = work => Ok(value),
-        stop = signals::requested() => {
-            note!("{}", stop.name());
-            Err(stop)
-        }
+        // The listener has said so on stderr already.
+        stop = signals::requested() => Err(stop),
     }
 }
 

@@ -13,6 +13,8 @@ use std::sync::OnceLock;
 
 use tokio::sync::watch;
 
+use super::output::note;
+
 /// Which request came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -47,8 +49,11 @@ pub fn listen() {
     tokio::spawn(async move {
         let first = next_signal().await;
         let _ = tell.send(Some(first));
+        // Said at once: cancelling uploads can take a while when the registry hangs.
+        note!("{}: stopping (Ctrl-C again to quit at once)", first.name());
         // The orderly stop is under way; a second request means "now".
         let second = next_signal().await;
+        note!("{} again: quitting at once", second.name());
         std::process::exit(i32::from(second.exit_code()));
     });
 }

@@ -342,6 +342,8 @@ pub fn import(
             format!("the file ends after {got} of its {size} bytes: the bundle is truncated"),
         )
     };
+    // What the file itself holds: the cache may have more, from other sources.
+    let mut in_bundle: BTreeSet<Digest> = BTreeSet::new();
     let file_digest = read_bundle::<LayoutError>(path, &mut |file, reader| {
         if file.name == "index.json" {
             let mut bytes = Vec::new();
@@ -359,6 +361,8 @@ pub fn import(
             .replacen('/', ":", 1)
             .parse()
             .map_err(|e: crate::oci::DigestError| import_err(file.name, e.to_string()))?;
+        // Counted before reading: every way out below that does not fail verified the bytes.
+        in_bundle.insert(digest.clone());
         if cache.contains(&digest) {
             let mut hasher = Sha256Hasher::new();
             let mut buf = vec![0u8; 64 * 1024];
@@ -402,8 +406,61 @@ pub fn import(
         path: path.to_path_buf(),
         detail: format!("index.json: {e}"),
     })?;
+    // A tar cut at an entry boundary reads as a valid, shorter tar: check that every image is
+    // whole in the file before anything is planned from it.
+    for root in &index.manifests {
+        if let Some(digest) = lacking(cache, &root.digest, &in_bundle, true)? {
+            return Err(LayoutError::Incomplete {
+                bundle: path.to_path_buf(),
+                image: root
+                    .annotations
+                    .get(ANNOTATION_REF_NAME)
+                    .cloned()
+                    .unwrap_or_else(|| root.digest.to_string()),
+                digest,
+            });
+        }
+    }
     let source = LayoutSource::new(format!("bundle {}", path.display()), cache.root(), index);
     Ok((source, file_digest))
+}
+
+/// The first blob under `digest` that the bundle file did not hold. A root must be there; a
+/// child manifest an index lists may be absent (a sparse index leaves platforms out on
+/// purpose), but a manifest that is there must have its config and layers.
+fn lacking(
+    cache: &Store,
+    digest: &Digest,
+    in_bundle: &BTreeSet<Digest>,
+    root: bool,
+) -> Result<Option<Digest>, LayoutError> {
+    if !in_bundle.contains(digest) {
+        return Ok(root.then(|| digest.clone()));
+    }
+    let cached = cache.manifest(digest).map_err(|e| LayoutError::Io {
+        path: cache.root().to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let Some(manifest) = cached else {
+        return Ok(Some(digest.clone()));
+    };
+    match manifest.view() {
+        Ok(ManifestView::Index(view)) => {
+            for child in &view.manifests {
+                if let Some(missing) = lacking(cache, &child.digest, in_bundle, false)? {
+                    return Ok(Some(missing));
+                }
+            }
+            Ok(None)
+        }
+        Ok(ManifestView::Image(view)) => Ok(std::iter::once(&view.config)
+            .chain(&view.layers)
+            .filter(|blob| !blob.is_non_distributable())
+            .find(|blob| !in_bundle.contains(&blob.digest))
+            .map(|blob| blob.digest.clone())),
+        // Not a manifest: it was imported as a blob, and nothing below it is needed.
+        Err(_) => Ok(None),
+    }
 }
 
 #[cfg(test)]

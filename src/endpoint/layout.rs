@@ -48,6 +48,12 @@ pub enum LayoutError {
     },
     #[error("{layout} lacks blob {digest}, which its images need")]
     BlobMissing { layout: String, digest: Digest },
+    #[error("bundle {bundle} is incomplete: it lacks {digest}, which `{image}` needs (a file cut short at an entry boundary?); nothing was pushed")]
+    Incomplete {
+        bundle: PathBuf,
+        image: String,
+        digest: Digest,
+    },
     /// A cache file that a bundle target was to hold no longer hashes to its name.
     #[error(
         "{bundle}: cache file {path} holds {size} bytes that hash to {actual}, not to {digest}"

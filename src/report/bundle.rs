@@ -92,5 +92,20 @@ pub fn inspect(info: &BundleInfo) -> String {
             let _ = writeln!(out, "  {entry}");
         }
     }
+    let incomplete: Vec<&str> = info
+        .images
+        .iter()
+        .filter(|i| i.incomplete)
+        .map(|i| i.name.as_str())
+        .collect();
+    if !incomplete.is_empty() {
+        let _ = writeln!(
+            out,
+            "INCOMPLETE: the bundle lacks blobs that {} need(s) (a file cut short at an entry \
+             boundary?): {}",
+            incomplete.len(),
+            incomplete.join(", ")
+        );
+    }
     out
 }

@@ -299,6 +299,37 @@ fn layout_target_is_readable_by_skopeo_incremental_and_a_source_with_platform_fi
     );
 }
 
+/// Writes `to`, a copy of the plain-tar bundle `from` without its largest blob entry; returns
+/// that blob's digest.
+fn copy_without_largest_blob(from: &Path, to: &Path) -> String {
+    let sizes: Vec<(String, u64)> = tar::Archive::new(fs::File::open(from).expect("open"))
+        .entries()
+        .expect("entries")
+        .map(|e| {
+            let e = e.expect("entry");
+            (e.path().expect("path").display().to_string(), e.size())
+        })
+        .collect();
+    let largest = sizes
+        .iter()
+        .filter(|(name, _)| name.starts_with("blobs/sha256/") && name.len() > 13)
+        .max_by_key(|(_, size)| *size)
+        .map(|(name, _)| name.clone())
+        .expect("a blob");
+    let mut out = tar::Builder::new(fs::File::create(to).expect("create"));
+    let mut archive = tar::Archive::new(fs::File::open(from).expect("open"));
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").display().to_string() == largest {
+            continue;
+        }
+        let header = entry.header().clone();
+        out.append(&header, &mut entry).expect("append");
+    }
+    out.finish().expect("finish");
+    format!("sha256:{}", largest.trim_start_matches("blobs/sha256/"))
+}
+
 /// Flips one byte in the middle of the largest blob of a plain-tar bundle; returns its digest.
 fn corrupt_largest_blob(bundle: &Path) -> String {
     let file = fs::File::open(bundle).expect("open bundle");
@@ -361,6 +392,32 @@ fn a_damaged_bundle_is_rejected_before_anything_is_pushed() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(
         stderr(&out).contains("the bundle is truncated"),
+        "{}",
+        describe(&out)
+    );
+    // A copy without one layer (a file cut exactly at an entry boundary reads like this: a
+    // valid, shorter tar) is incomplete: bundle inspect fails and names the image, and
+    // `[[bundles]]` refuses it before planning anything.
+    let holey = conn.work().join("holey.tar");
+    let dropped = copy_without_largest_blob(&bundle, &holey);
+    let out = conn.cmd(&["bundle", "inspect", "holey.tar"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let text = crate::support::context::stdout(&out);
+    assert!(
+        text.contains("INCOMPLETE") && text.contains("lab/tiny:1.0"),
+        "{text}"
+    );
+    assert!(text.contains(&dropped), "{text}");
+    let holey_target = TestContext::new();
+    disconnected(&holey_target, &up, &[&holey], "");
+    let out = holey_target.cmd(&["plan"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err: String = stderr(&out)
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '|')
+        .collect();
+    assert!(
+        err.contains("isincomplete:itlacks") && err.contains(&dropped),
         "{}",
         describe(&out)
     );

@@ -196,3 +196,20 @@ fn bundle_inspect_json_explains_a_failure_on_stdout_too() {
     let message = assert_json_error(&out);
     assert!(message.contains("no-such.tar"), "{message}");
 }
+
+#[test]
+fn a_cache_command_on_a_missing_directory_fails_and_creates_nothing() {
+    let lab = lab();
+    for command in ["verify", "gc"] {
+        let out = lab
+            .ctx
+            .cmd(&["cache", "--dir", "no-such-cache", command, "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let message = assert_json_error(&out);
+        assert!(
+            message.contains("there is no cache at no-such-cache"),
+            "{message}"
+        );
+        assert!(!lab.ctx.work().join("no-such-cache").exists());
+    }
+}
