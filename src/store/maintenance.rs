@@ -140,10 +140,14 @@ impl Store {
                 report.garbage.push(Garbage { path, size });
             }
         }
-        // Partial downloads are worth keeping only for blobs still wanted (the next run
-        // resumes them); the rest are leftovers of images no root needs any more.
+        // Partial downloads are worth keeping only for blobs still wanted and not yet cached
+        // (the next run resumes them); the rest are leftovers.
+        let blob_dir = self.blob_dir();
         for (path, size) in files_in(&self.partial_dir())? {
-            if !named_reachable(&path) {
+            let complete = path
+                .file_name()
+                .is_some_and(|name| blob_dir.join(name).is_file());
+            if complete || !named_reachable(&path) {
                 report.garbage.push(Garbage { path, size });
             }
         }
@@ -275,34 +279,46 @@ mod tests {
             .record_roots(&[("h/r:1".into(), manifest.descriptor())])
             .expect("record");
         std::fs::write(dir.path().join("tmp").join(".tmpleft"), b"partial").expect("tmp");
-        // Partial downloads: one of a blob a root still needs (kept for resuming), one of a
-        // blob nothing needs.
+        // Partial downloads: one of a blob nothing needs, one of a blob already complete in
+        // the cache (both leftovers), one of a blob a root needs and the cache lacks (kept: the
+        // next run resumes it).
         std::fs::create_dir_all(dir.path().join("partial")).expect("partial dir");
-        let stale_partial = store.partial_path(&Digest::sha256_of(b"still wanted"));
-        std::fs::write(store.partial_path(&layer), b"layer").expect("partial");
+        let stale_partial = store.partial_path(&Digest::sha256_of(b"nobody's"));
         std::fs::write(&stale_partial, b"stale").expect("partial");
+        let done_partial = store.partial_path(&layer);
+        std::fs::write(&done_partial, b"lay").expect("partial");
+        let wanted = Digest::sha256_of(b"wanted, not yet cached");
+        let wanted_partial = store.partial_path(&wanted);
+        std::fs::write(&wanted_partial, b"want").expect("partial");
 
-        let dry = store.gc(&[], false).expect("gc dry run");
+        let dry = store
+            .gc(std::slice::from_ref(&wanted), false)
+            .expect("gc dry run");
         assert_eq!(dry.kept, 3, "manifest, config and layer are kept");
-        let names: Vec<_> = dry.garbage.iter().map(|g| g.path.clone()).collect();
-        assert_eq!(
-            names,
-            vec![
-                store.blob_path(&orphan),
-                stale_partial.clone(),
-                dir.path().join("tmp").join(".tmpleft")
-            ]
-        );
-        assert_eq!(dry.garbage_bytes, 15 + 5 + 7);
+        let mut names: Vec<_> = dry.garbage.iter().map(|g| g.path.clone()).collect();
+        names.sort();
+        let mut expected = vec![
+            store.blob_path(&orphan),
+            stale_partial.clone(),
+            done_partial.clone(),
+            dir.path().join("tmp").join(".tmpleft"),
+        ];
+        expected.sort();
+        assert_eq!(names, expected);
+        assert_eq!(dry.garbage_bytes, 15 + 5 + 3 + 7);
         assert!(store.contains(&orphan), "a dry run deletes nothing");
         // An extra root (from a lock file) keeps the orphan.
-        let kept = store.gc(std::slice::from_ref(&orphan), false).expect("gc");
-        assert_eq!(kept.garbage.len(), 2, "the temp file and the stale partial");
-        let done = store.gc(&[], true).expect("gc apply");
+        let kept = store
+            .gc(&[orphan.clone(), wanted.clone()], false)
+            .expect("gc");
+        assert_eq!(kept.garbage.len(), 3, "the temp file and two partials");
+        let done = store
+            .gc(std::slice::from_ref(&wanted), true)
+            .expect("gc apply");
         assert!(done.applied);
         assert!(!store.contains(&orphan));
-        assert!(!stale_partial.exists());
-        assert!(store.partial_path(&layer).exists(), "kept for resuming");
+        assert!(!stale_partial.exists() && !done_partial.exists());
+        assert!(wanted_partial.exists(), "kept for resuming");
         assert!(store.contains(&layer) && store.contains(&config));
 
         std::fs::write(store.blob_path(&layer), b"layer bytez").expect("damage");
