@@ -500,7 +500,11 @@ fn two_applies_at_once_share_one_cache_without_damage() {
         spawn("same2.toml"),
         spawn("other.toml"),
     ];
-    // While they run, garbage collection is refused rather than deleting under them.
+    // While they run, garbage collection is refused rather than deleting under them (once
+    // they have made the cache: gc on a directory that is not a cache yet is refused anyway).
+    assert!(wait_until(Duration::from_secs(30), || cache
+        .join("blobs")
+        .is_dir()));
     let gc = lab.ctx.cmd(&[
         "cache",
         "--dir",
