@@ -197,15 +197,9 @@ fn hash_cached(
     let mut file = std::fs::File::open(&path).map_err(io_err)?;
     let stamp = FileStamp::of(&file.metadata().map_err(io_err)?);
     let mut hasher = Sha256Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io_err)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        progress(n as u64);
-    }
+    hasher
+        .update_from(&mut file, |n| progress(n))
+        .map_err(io_err)?;
     let size = hasher.len();
     let actual = hasher.finish();
     if actual != descriptor.digest || size != descriptor.size {
@@ -365,16 +359,9 @@ pub fn import(
         in_bundle.insert(digest.clone());
         if cache.contains(&digest) {
             let mut hasher = Sha256Hasher::new();
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = reader
-                    .read(&mut buf)
-                    .map_err(|e| import_err(file.name, e.to_string()))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
+            hasher
+                .update_from(reader, |_| {})
+                .map_err(|e| import_err(file.name, e.to_string()))?;
             let size = hasher.len();
             if size < file.size {
                 return Err(truncated(file.name, size, file.size));

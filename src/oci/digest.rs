@@ -159,6 +159,26 @@ impl Sha256Hasher {
         self.len == 0
     }
 
+    /// Hashes everything `reader` yields, in 1 MiB pieces (memory stays flat), telling
+    /// `on_piece` each piece's length (for progress).
+    pub fn update_from(
+        &mut self,
+        mut reader: impl std::io::Read,
+        mut on_piece: impl FnMut(u64),
+    ) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.update(&buf[..n]);
+            on_piece(n as u64);
+        }
+    }
+
     pub fn finish(self) -> Digest {
         Digest {
             algorithm: Algorithm::Sha256,

@@ -10,7 +10,6 @@
 //! it reaches, and removes the rest, together with temp files crashed runs left behind.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -237,16 +236,9 @@ fn files_in(dir: &Path) -> Result<Vec<(PathBuf, u64)>, StoreError> {
 
 /// sha256 of a file, read in 1 MiB pieces (memory stays flat).
 fn hash_file(path: &Path) -> Result<Digest, StoreError> {
-    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
     let mut hasher = Sha256Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    hasher.update_from(file, |_| {}).map_err(io_err(path))?;
     Ok(hasher.finish())
 }
 

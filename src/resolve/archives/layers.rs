@@ -84,14 +84,7 @@ pub fn diff_id_of(store: &Store, blob: &Digest, counters: &Counters) -> Result<D
     };
     let (_, mut reader) = compression::decoder(store.open_blob(blob)?).map_err(io)?;
     let mut hasher = Sha256Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = reader.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    hasher.update_from(&mut reader, |_| {}).map_err(io)?;
     let digest = hasher.finish();
     store.memo_put(&key, &digest.to_string())?;
     counters.decompressed.fetch_add(1, Ordering::Relaxed);
