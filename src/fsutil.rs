@@ -3,6 +3,10 @@
 
 use std::io;
 
+mod direct;
+
+pub use direct::{DirectWriter, PieceReader, SequentialReader};
+
 /// Gives a finished temp file the mode published files should have (0644, as skopeo and
 /// registries write layouts): temp files are created owner-only, and layouts and bundles are
 /// read by other users and web servers.
@@ -20,13 +24,11 @@ pub fn make_readable(file: &std::fs::File) -> io::Result<()> {
 /// Tells the kernel that `len` bytes of `file` from `offset` will not be read again soon, so
 /// their page-cache pages can be freed now instead of pushing out what other processes use.
 ///
-/// A mirror run streams every blob through the cache once (written, fsynced, read back for the
-/// upload), so without this a 100 GB mirror leaves 100 GB of cache pages behind, evicting a
-/// co-located registry's data. It also costs time on VMs that hand free memory back to the host
-/// (virtio-balloon free page reporting): every page the kernel has not used lately faults in
-/// on the host when first touched. Measured on this project's 2-core VM: writing 2 GB into
-/// such pages took 4.1–4.7 s of system time, into pages freed a moment before 0.4 s. Pages
-/// released as soon as they are read are reused hot by the next blob.
+/// Used where a cache file is read through the page cache after all (file systems without
+/// `O_DIRECT`, see [`PieceReader`]): a mirror run reads every blob once, for its upload, so
+/// without this a 100 GB mirror would leave 100 GB of cache pages behind, evicting a
+/// co-located registry's data, and on VMs that hand free memory back to the host every one of
+/// those pages costs a host fault when first touched.
 ///
 /// Advice only: an error (or another OS) changes nothing but speed, so it is ignored. Dirty
 /// pages are not dropped (the kernel starts their writeback instead); callers advise after an

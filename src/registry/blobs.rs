@@ -15,9 +15,8 @@ use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Body, StatusCode, Url};
-use std::io::{Read, Seek};
 
-use crate::fsutil::forget_pages;
+use crate::fsutil::PieceReader;
 use crate::oci::Digest;
 
 use super::auth::{pull_scope, push_scope};
@@ -71,9 +70,9 @@ fn content_range_start(value: &str) -> Option<u64> {
 /// Streams `len` bytes of `path` from `start`, in [`READ_CHUNK`] pieces, telling `progress` about
 /// each piece as it is handed to the connection.
 ///
-/// Each piece is read on a blocking thread straight into the buffer that goes on the wire (no
-/// second copy, as `tokio::fs` would make), and its pages are then released from the page
-/// cache ([`forget_pages`]): the upload is the last reader a cache file has in a run.
+/// Each piece is read on a blocking thread straight into the buffer that goes on the wire, with
+/// `O_DIRECT` where the file system allows it ([`PieceReader`]): the upload is the last reader a
+/// cache file has in a run, so its pages are not worth caching.
 async fn file_body(
     path: &Path,
     start: u64,
@@ -82,39 +81,34 @@ async fn file_body(
     activity: Activity,
 ) -> io::Result<Body> {
     let path = path.to_owned();
-    let file = blocking(move || {
-        let mut file = std::fs::File::open(&path)?;
-        file.seek(io::SeekFrom::Start(start))?;
-        Ok(file)
-    })
-    .await?;
+    let reader = blocking(move || Ok(PieceReader::new(std::fs::File::open(&path)?))).await?;
     let end = start + len;
-    let stream = futures_util::stream::try_unfold((file, start), move |(file, at)| async move {
-        if at >= end {
-            return Ok(None);
-        }
-        let want = (end - at).min(READ_CHUNK as u64);
-        let (file, piece) = blocking(move || {
-            let mut piece = Vec::with_capacity(want as usize);
-            (&file).take(want).read_to_end(&mut piece)?;
-            if (piece.len() as u64) < want {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("file ended at byte {} of {end}", at + piece.len() as u64),
-                ));
+    let stream =
+        futures_util::stream::try_unfold((reader, start), move |(reader, at)| async move {
+            if at >= end {
+                return Ok(None);
             }
-            forget_pages(&file, at, want);
-            Ok((file, Bytes::from(piece)))
+            let want = (end - at).min(READ_CHUNK as u64);
+            let (reader, piece) = blocking(move || {
+                let mut reader = reader;
+                let piece = reader.read(at, want as usize)?;
+                if (piece.len() as u64) < want {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("file ended at byte {} of {end}", at + piece.len() as u64),
+                    ));
+                }
+                Ok((reader, piece))
+            })
+            .await?;
+            Ok::<_, io::Error>(Some((piece, (reader, at + want))))
         })
-        .await?;
-        Ok::<_, io::Error>(Some((piece, (file, at + want))))
-    })
-    .inspect_ok(move |piece| {
-        activity.touch();
-        if let Some(progress) = &progress {
-            progress(piece.len() as u64);
-        }
-    });
+        .inspect_ok(move |piece| {
+            activity.touch();
+            if let Some(progress) = &progress {
+                progress(piece.len() as u64);
+            }
+        });
     Ok(Body::wrap_stream(stream))
 }
 

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::{Store, StoreError};
+use crate::fsutil::DirectWriter;
 use crate::oci::digest::Algorithm;
 use crate::oci::{Digest, Sha256Hasher};
 
@@ -65,12 +66,15 @@ impl Store {
         })?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_DEPTH);
         let writer = tokio::task::spawn_blocking(move || {
-            let mut tmp = tmp;
             let mut hasher = Sha256Hasher::new();
+            // A second handle on the same open file: the temp file keeps its name (and deletes
+            // it if this ingest fails) while the bytes go around the page cache.
+            let mut file = DirectWriter::new(tmp.as_file().try_clone()?, 0);
             while let Some(chunk) = rx.blocking_recv() {
                 hasher.update(&chunk);
-                tmp.write_all(&chunk)?;
+                file.write_all(&chunk)?;
             }
+            file.finish()?;
             tmp.as_file().sync_all()?;
             Ok::<_, std::io::Error>((tmp, hasher))
         });

@@ -7,6 +7,7 @@
 use std::io::{self, Read, Write};
 
 use super::{io_err, Store, StoreError};
+use crate::fsutil::DirectWriter;
 use crate::oci::digest::HashingWriter;
 use crate::oci::{Digest, Sha256Hasher};
 
@@ -36,9 +37,12 @@ impl Store {
     {
         let tmp_dir = self.tmp_dir();
         let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+        // A second handle on the temp file's open file: the temp file keeps its name (deleted
+        // if this fails) while the bytes go around the page cache.
+        let file = tmp.as_file().try_clone().map_err(io_err(&tmp_dir))?;
         let mut writer = HashingWriter {
             inner: WatchedWriter {
-                inner: io::BufWriter::with_capacity(1 << 20, tmp),
+                inner: DirectWriter::new(file, 0),
                 failed: false,
             },
             hasher: Sha256Hasher::new(),
@@ -53,10 +57,7 @@ impl Store {
             });
         }
         let HashingWriter { inner, hasher } = writer;
-        let tmp = inner
-            .inner
-            .into_inner()
-            .map_err(|e| io_err(&tmp_dir)(e.into_error()))?;
+        inner.inner.finish().map_err(io_err(&tmp_dir))?;
         let size = hasher.len();
         let digest = hasher.finish();
         let dest = self.blob_path(&digest);

@@ -8,18 +8,19 @@
 //! or task holds it, the download goes through an ordinary temp file instead.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::{io_err, IngestError, Store, StoreError};
+use crate::fsutil::DirectWriter;
 use crate::oci::digest::Algorithm;
 use crate::oci::{Digest, Sha256Hasher};
 
 /// Chunks buffered between the network task and the writer thread.
-const CHANNEL_DEPTH: usize = 16;
+const CHANNEL_DEPTH: usize = 4;
 /// Read size while hashing the kept prefix.
 const PREFIX_READ: usize = 1024 * 1024;
 
@@ -117,18 +118,20 @@ impl Store {
             let mut hasher = Sha256Hasher::new();
             file.set_len(resumed_from)?;
             hash_prefix(&mut file, resumed_from, &mut hasher)?;
-            file.seek(SeekFrom::Start(resumed_from))?;
+            let mut writer = DirectWriter::new(file, resumed_from);
             let mut size = resumed_from;
             while let Some(chunk) = rx.blocking_recv() {
                 size += chunk.len() as u64;
                 if size > expected_size {
-                    drop(file);
+                    drop(writer);
                     let _ = std::fs::remove_file(&writer_path);
                     return Ok((None, Written::TooLong { size }));
                 }
                 hasher.update(&chunk);
-                file.write_all(&chunk)?;
+                writer.write_all(&chunk)?;
             }
+            // Written and fsynced also when the source failed: the bytes received are kept.
+            let file = writer.finish()?;
             file.sync_all()?;
             if size < expected_size {
                 // Kept for the next attempt; the caller reports the short read.

@@ -11,6 +11,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::archive::compression::{self, Compression};
+use crate::fsutil::SequentialReader;
 use crate::oci::{Digest, Sha256Hasher};
 use crate::store::{Store, StoreError};
 
@@ -58,11 +59,10 @@ pub fn compressed(
         counters.memo_hits.fetch_add(1, Ordering::Relaxed);
         return Ok(hit);
     }
-    let mut source = store.open_blob(diff_id)?;
+    // Read around the page cache: the uncompressed copy is not read again this run (pushes
+    // send the compressed one).
+    let mut source = SequentialReader::new(store.open_blob(diff_id)?);
     let made = store.write_blob_with(|out| compression::compress(kind, &mut source, out))?;
-    // The uncompressed copy is not read again this run (pushes send the compressed one).
-    let read = source.metadata().map(|m| m.len()).unwrap_or_default();
-    crate::fsutil::forget_pages(&source, 0, read);
     store.memo_put(&key, &format!("{} {}", made.0, made.1))?;
     counters.compressed.fetch_add(1, Ordering::Relaxed);
     Ok(made)
