@@ -27,7 +27,7 @@ use super::links;
 use super::uploads::OpenUpload;
 
 /// Size of the pieces a file is read in while uploading.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 
 /// Told how many bytes were just sent, while an upload streams (for progress bars).
 pub type UploadProgress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
