@@ -4,10 +4,10 @@
 # one table. See BENCHMARKS.md.
 #
 #   bench/run.sh [--repos N] [--scale F] [--big] [--jobs N] [--archive-repos N]
-#                [--scenarios "1 2 3 4 5 6"] [--work DIR] [--keep] [--no-build]
+#                [--scenarios "1 2 3 4 5 6"] [--repeat N] [--work DIR] [--keep] [--no-build]
 set -euo pipefail
 
-REPOS=12 SCALE=1 BIG="" JOBS="" ARCHIVE_REPOS=4 SCENARIOS="1 2 3 4 5 6" WORK="" KEEP=0 BUILD=1
+REPOS=12 SCALE=1 BIG="" JOBS="" ARCHIVE_REPOS=4 SCENARIOS="1 2 3 4 5 6" REPEAT=4 WORK="" KEEP=0 BUILD=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --repos) REPOS="$2"; shift 2 ;;
@@ -16,6 +16,7 @@ while [ $# -gt 0 ]; do
     --jobs) JOBS="$2"; shift 2 ;;
     --archive-repos) ARCHIVE_REPOS="$2"; shift 2 ;;
     --scenarios) SCENARIOS="$2"; shift 2 ;;
+    --repeat) REPEAT="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --no-build) BUILD=0; shift ;;
@@ -50,10 +51,11 @@ trap cleanup EXIT
 
 log() { printf '%s\n' "$*" >&2; }
 
-# start_registry NAME: a fresh registry on a free 127.0.0.1 port with its own storage.
+# start_registry NAME [PORT]: a fresh registry on a free 127.0.0.1 port (or PORT) with its own,
+# empty storage.
 start_registry() {
-  local name=$1 port dir
-  port=$("$WL" free-port)
+  local name=$1 port=${2:-} dir
+  [ -n "$port" ] || port=$("$WL" free-port)
   dir="$WORK/reg-$name"
   rm -rf "$dir"; mkdir -p "$dir/data"
   cat >"$dir/config.yml" <<EOF
@@ -163,6 +165,58 @@ run_skopeo() { # KEY SRC DST LIST
 
 mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b/1000000}'; }
 
+# restart_empty NAME...: the same registries again, on the same ports, with empty storage.
+restart_empty() {
+  local name port
+  for name in "$@"; do
+    port=${REG_ADDR[$name]##*:}
+    stop_registry "$name"
+    start_registry "$name" "$port"
+  done
+}
+
+# cold_runs KEY MIRROR_DIR CACHE LIST DST_M DST_S: the cold copy REPEAT times. Each tool's
+# target registry is emptied right before that tool's own run (mirror's cache and lock too), so
+# both start from the same state: on this VM, memory freed a moment ago is cheaper to write into
+# than memory freed long ago (BENCHMARKS.md, "Fresh pages"), and emptying both targets before a
+# pair favoured whichever tool went first. mirror goes first in odd runs and skopeo in even ones.
+# The row is the mean over the runs (wall and CPU; peak RSS is the largest; bytes are the same
+# every run), and every run is listed in a note.
+cold_runs() {
+  local key=$1 dir=$2 cache=$3 list=$4 dm=$5 ds=$6 i t
+  cold_mirror() {
+    if [ "$i" -gt 1 ]; then restart_empty "$dm"; fi
+    rm -rf "$cache" "$dir/mirrorfile.lock"
+    run_mirror "m$key.$i" src "$dm" "$dir"
+  }
+  cold_skopeo() {
+    if [ "$i" -gt 1 ]; then restart_empty "$ds"; fi
+    run_skopeo "s$key.$i" src "$ds" "$list"
+  }
+  for i in $(seq "$REPEAT"); do
+    if [ $(( i % 2 )) = 1 ]; then cold_mirror; cold_skopeo; else cold_skopeo; cold_mirror; fi
+  done
+  COLD_NOTE="mean of $REPEAT runs; mirror / skopeo s (ratio) per run, the tool that went first in []:"
+  for t in m s; do
+    SERVED[$t$key]=${SERVED[$t$key.1]}; STORED[$t$key]=${STORED[$t$key.1]}
+    REPORTED[$t$key]=${REPORTED[$t$key.1]}
+    local walls="" cpus="" regs="" rss=0
+    for i in $(seq "$REPEAT"); do
+      walls+="${WALL[$t$key.$i]} "; cpus+="${CPU[$t$key.$i]} "; regs+="${REGCPU[$t$key.$i]} "
+      [ "${RSS[$t$key.$i]}" -gt "$rss" ] && rss=${RSS[$t$key.$i]}
+    done
+    WALL[$t$key]=$(mean $walls); CPU[$t$key]=$(mean $cpus); REGCPU[$t$key]=$(mean $regs)
+    RSS[$t$key]=$rss
+  done
+  for i in $(seq "$REPEAT"); do
+    local first=mirror
+    [ $(( i % 2 )) = 0 ] && first=skopeo
+    COLD_NOTE+=" ${WALL[m$key.$i]} / ${WALL[s$key.$i]} ($(awk -v a="${WALL[m$key.$i]}" -v b="${WALL[s$key.$i]}" 'BEGIN {printf "%.2f", a/b}') [$first])"
+  done
+}
+
+mean() { printf '%s\n' "$@" | awk '{s += $1; n++} END {printf "%.2f", s / n}'; }
+
 # ---------------------------------------------------------------------------------------------
 log "work dir: $WORK"
 log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
@@ -201,10 +255,9 @@ if has 1 || has 2 || has 3; then
   mirrorfile main "${REG_ADDR[dst-m]}" "$WORK/images.txt"
   mirrorfile bump "${REG_ADDR[dst-m]}" "$WORK/images-bump.txt"
   sed -i "s#cache-bump#cache-main#" "$WORK/bump/mirrorfile.toml"
-  log "1. cold copy of everything ($REPOS images x 3 platforms)"
-  run_mirror m1 src dst-m "$WORK/main"
-  run_skopeo s1 src dst-s "$WORK/images.txt"
-  row "1 cold copy" m1 s1
+  log "1. cold copy of everything ($REPOS images x 3 platforms), $REPEAT runs"
+  cold_runs 1 "$WORK/main" "$WORK/cache-main" "$WORK/images.txt" dst-m dst-s
+  row "1 cold copy" m1 s1 "$COLD_NOTE"
   if has 2; then
     log "2. rerun, nothing changed"
     run_mirror m2 src dst-m "$WORK/main"
@@ -223,10 +276,9 @@ fi
 if has 4; then
   start_registry dst-m4; start_registry dst-s4
   mirrorfile subset "${REG_ADDR[dst-m4]}" "$WORK/images.txt" '["linux/amd64", "linux/arm64"]'
-  log "4. platform subset amd64+arm64 (skopeo cannot: it copies --multi-arch all)"
-  run_mirror m4 src dst-m4 "$WORK/subset"
-  run_skopeo s4 src dst-s4 "$WORK/images.txt"
-  row "4 subset (2 of 3)" m4 s4 "skopeo has no platform subset: its row copies all 3 platforms (--all)"
+  log "4. platform subset amd64+arm64 (skopeo cannot: it copies --multi-arch all), $REPEAT runs"
+  cold_runs 4 "$WORK/subset" "$WORK/cache-subset" "$WORK/images.txt" dst-m4 dst-s4
+  row "4 subset (2 of 3)" m4 s4 "skopeo has no platform subset: its row copies all 3 platforms (--all); $COLD_NOTE"
   stop_registry dst-m4; stop_registry dst-s4
 fi
 

@@ -2,7 +2,7 @@
 //! streamed uploads.
 //!
 //! Memory stays flat whatever the layer size: downloads are handed to the caller as a stream, and
-//! uploads read the file in 256 KiB pieces. Small blobs go in one PUT (one round trip); large
+//! uploads read the file in 1 MiB pieces. Small blobs go in one PUT (one round trip); large
 //! ones in PATCH chunks of a bounded size, because some registries and proxies cap request
 //! bodies (a 413 on the single PUT also falls back to chunks).
 
@@ -72,7 +72,8 @@ fn content_range_start(value: &str) -> Option<u64> {
 ///
 /// Each piece is read on a blocking thread straight into the buffer that goes on the wire, with
 /// `O_DIRECT` where the file system allows it ([`PieceReader`]): the upload is the last reader a
-/// cache file has in a run, so its pages are not worth caching.
+/// cache file has in a run, so its pages are not worth caching. One piece is read ahead, so the
+/// disk read overlaps the send instead of stalling the stream between pieces.
 async fn file_body(
     path: &Path,
     start: u64,
@@ -83,33 +84,42 @@ async fn file_body(
     let path = path.to_owned();
     let reader = blocking(move || Ok(PieceReader::new(std::fs::File::open(&path)?))).await?;
     let end = start + len;
-    let stream =
-        futures_util::stream::try_unfold((reader, start), move |(reader, at)| async move {
-            if at >= end {
-                return Ok(None);
-            }
-            let want = (end - at).min(READ_CHUNK as u64);
-            let (reader, piece) = blocking(move || {
-                let mut reader = reader;
-                let piece = reader.read(at, want as usize)?;
-                if (piece.len() as u64) < want {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("file ended at byte {} of {end}", at + piece.len() as u64),
-                    ));
-                }
-                Ok((reader, piece))
-            })
-            .await?;
-            Ok::<_, io::Error>(Some((piece, (reader, at + want))))
-        })
-        .inspect_ok(move |piece| {
-            activity.touch();
-            if let Some(progress) = &progress {
-                progress(piece.len() as u64);
-            }
-        });
+    let first = (start < end).then(|| read_piece(reader, start, end));
+    let stream = futures_util::stream::try_unfold(first, move |in_flight| async move {
+        let Some(in_flight) = in_flight else {
+            return Ok(None);
+        };
+        let (reader, piece, next) = in_flight.await.map_err(io::Error::other)??;
+        // The next piece is read while this one is on the wire.
+        let ahead = (next < end).then(|| read_piece(reader, next, end));
+        Ok::<_, io::Error>(Some((piece, ahead)))
+    })
+    .inspect_ok(move |piece| {
+        activity.touch();
+        if let Some(progress) = &progress {
+            progress(piece.len() as u64);
+        }
+    });
     Ok(Body::wrap_stream(stream))
+}
+
+/// A piece read in flight: the reader back, the bytes, and the offset after them.
+type PieceRead = tokio::task::JoinHandle<io::Result<(PieceReader, Bytes, u64)>>;
+
+/// Starts reading the piece of `reader` at `at` (at most [`READ_CHUNK`], never past `end`) on a
+/// blocking thread.
+fn read_piece(mut reader: PieceReader, at: u64, end: u64) -> PieceRead {
+    tokio::task::spawn_blocking(move || {
+        let want = (end - at).min(READ_CHUNK as u64);
+        let piece = reader.read(at, want as usize)?;
+        if (piece.len() as u64) < want {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("file ended at byte {} of {end}", at + piece.len() as u64),
+            ));
+        }
+        Ok((reader, piece, at + want))
+    })
 }
 
 /// Runs blocking file I/O off the async threads.

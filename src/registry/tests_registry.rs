@@ -217,6 +217,38 @@ async fn round_trip_blobs_manifests_index_mounts_and_tags() {
     assert!(before > 20, "requests are counted: {before}");
 }
 
+/// Blobs of several 1 MiB read pieces arrive whole and in order, in one PUT and in PATCH chunks
+/// that start and end inside pieces (uploads read one piece ahead while the last one is sent).
+#[tokio::test]
+async fn multi_piece_uploads_arrive_in_order() {
+    let registry = TestRegistry::start();
+    let client = client(&registry, Credentials::Anonymous);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = "mirror/test/pieces";
+    let whole = write_blob(dir.path(), blob_bytes(3 * 1024 * 1024 + 12_345, 7));
+    let chunked = write_blob(dir.path(), blob_bytes(4 * 1024 * 1024 + 1, 8));
+    client
+        .upload_blob(repo, &whole.digest, whole.bytes.len() as u64, &whole.path)
+        .await
+        .unwrap();
+    client.set_upload_limits(1024 * 1024, 1_500_000);
+    client
+        .upload_blob(
+            repo,
+            &chunked.digest,
+            chunked.bytes.len() as u64,
+            &chunked.path,
+        )
+        .await
+        .unwrap();
+    for blob in [&whole, &chunked] {
+        let (from, bytes) = download(&client, repo, &blob.digest, 0).await;
+        assert_eq!(from, 0);
+        assert_eq!(bytes.len(), blob.bytes.len());
+        assert!(bytes == blob.bytes, "{} came back different", blob.digest);
+    }
+}
+
 #[tokio::test]
 async fn htpasswd_basic_auth() {
     let registry = TestRegistry::start_htpasswd("mirror-user", "right-horse-battery");
