@@ -33,9 +33,11 @@ pub fn print_bytes(bytes: &[u8]) {
 }
 
 /// For a `--json` command that failed before writing its report: `{"version", "error":
-/// {"message", "help", "details"}}` on stdout (`details`: one line per image or entry at fault), so CI that parses stdout reads why (the diagnostic still
-/// goes to stderr). Nothing when a document was already written (apply's report of a run with
-/// failed tasks is that run's document).
+/// {"message", "help", "location", "details"}}` on stdout, so CI that parses stdout reads why
+/// (the diagnostic still goes to stderr). `location` is where in which file the error is
+/// (a Mirrorfile or lock error), `details` one line per image or entry at fault. Nothing when a
+/// document was already written (apply's report of a run with failed tasks is that run's
+/// document).
 pub fn print_json_error(report: &miette::Report) {
     let details = report
         .downcast_ref::<super::diagnostics::Unresolved>()
@@ -44,8 +46,30 @@ pub fn print_json_error(report: &miette::Report) {
     print_json_error_doc(
         &report.to_string(),
         report.help().map(|h| h.to_string()),
+        location(report.as_ref()),
         details,
     );
+}
+
+/// Where a diagnostic points, for machines: `{"file", "line", "column"}` (1-based) of its first
+/// label in its source file, or `None` when it points into no file.
+fn location(diagnostic: &dyn miette::Diagnostic) -> Option<Location> {
+    let source = diagnostic.source_code()?;
+    let label = diagnostic.labels()?.next()?;
+    let contents = source.read_span(label.inner(), 0, 0).ok()?;
+    Some(Location {
+        file: contents.name()?.to_string(),
+        line: contents.line() + 1,
+        column: contents.column() + 1,
+    })
+}
+
+/// A position in a file, as `--json` error documents give it.
+#[derive(Debug, serde::Serialize)]
+struct Location {
+    file: String,
+    line: usize,
+    column: usize,
 }
 
 /// The error document for a `--json` command stopped (Ctrl-C, SIGTERM) before its report.
@@ -56,6 +80,7 @@ pub fn print_json_stopped(stop: super::signals::Stop) {
             stop.name()
         ),
         Some("run the command again".to_string()),
+        None,
         Vec::new(),
     );
 }
@@ -63,6 +88,7 @@ pub fn print_json_stopped(stop: super::signals::Stop) {
 fn print_json_error_doc(
     message: &str,
     help: Option<String>,
+    location: Option<Location>,
     details: Vec<super::diagnostics::Detail>,
 ) {
     if WROTE_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {
@@ -73,6 +99,7 @@ fn print_json_error_doc(
         "error": {
             "message": message,
             "help": help,
+            "location": location,
             "details": details,
         },
     });

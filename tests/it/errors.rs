@@ -43,6 +43,7 @@ fn assert_rejected(lab: &Lab, location: &str, offending: &str) {
         );
         if args.contains(&"--json") {
             assert_json_error(&out);
+            assert_json_location(&out, location);
         }
     }
     assert!(
@@ -158,6 +159,24 @@ fn assert_json_error(out: &std::process::Output) -> String {
         }
     }
     text
+}
+
+/// The `--json` error document points where stderr does: `location` = `FILE:LINE`, as
+/// `{"file", "line", "column"}` with `file` ending in FILE.
+fn assert_json_location(out: &std::process::Output, location: &str) {
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let (file, line) = location.rsplit_once(':').expect("FILE:LINE");
+    let at = &doc["error"]["location"];
+    assert!(
+        at["file"].as_str().is_some_and(|f| f.ends_with(file)),
+        "location.file should name {file}: {doc:#}"
+    );
+    assert_eq!(
+        at["line"].as_u64().map(|l| l.to_string()).as_deref(),
+        Some(line),
+        "{doc:#}"
+    );
+    assert!(at["column"].as_u64().is_some_and(|c| c >= 1), "{doc:#}");
 }
 
 #[test]
