@@ -38,6 +38,7 @@ pub fn ops(error: OpsError) -> Report {
                     .map(|e| Detail {
                         message: chain(e),
                         help: e.help(),
+                        location: None,
                     })
                     .collect(),
             })
@@ -65,6 +66,50 @@ pub struct Unresolved {
 pub struct Detail {
     pub message: String,
     pub help: Option<String>,
+    /// Where in a file, for errors that point into one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// A position in a file, as `--json` error documents give it (1-based).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Where a diagnostic points, for machines: its first label in its source file, or `None` when
+/// it points into no file.
+pub fn location(diagnostic: &dyn miette::Diagnostic) -> Option<Location> {
+    let source = diagnostic.source_code()?;
+    let label = diagnostic.labels()?.next()?;
+    let contents = source.read_span(label.inner(), 0, 0).ok()?;
+    Some(Location {
+        file: contents.name()?.to_string(),
+        line: contents.line() + 1,
+        column: contents.column() + 1,
+    })
+}
+
+/// For a diagnostic with related ones (a Mirrorfile with several mistakes): it and each related
+/// one as a [`Detail`]; nothing for a diagnostic that stands alone.
+pub fn related_details(diagnostic: &dyn miette::Diagnostic) -> Vec<Detail> {
+    let Some(related) = diagnostic.related() else {
+        return Vec::new();
+    };
+    let related: Vec<&dyn miette::Diagnostic> = related.collect();
+    if related.is_empty() {
+        return Vec::new();
+    }
+    std::iter::once(diagnostic)
+        .chain(related)
+        .map(|d| Detail {
+            message: d.to_string(),
+            help: d.help().map(|h| h.to_string()),
+            location: location(d),
+        })
+        .collect()
 }
 
 /// The failures of an apply: each real failure on its line, and tasks that failed only because

@@ -35,41 +35,21 @@ pub fn print_bytes(bytes: &[u8]) {
 /// For a `--json` command that failed before writing its report: `{"version", "error":
 /// {"message", "help", "location", "details"}}` on stdout, so CI that parses stdout reads why
 /// (the diagnostic still goes to stderr). `location` is where in which file the error is
-/// (a Mirrorfile or lock error), `details` one line per image or entry at fault. Nothing when a
+/// (a Mirrorfile, list or lock error), `details` one per image or entry at fault (for a
+/// Mirrorfile with several mistakes, each of them with its own location). Nothing when a
 /// document was already written (apply's report of a run with failed tasks is that run's
 /// document).
 pub fn print_json_error(report: &miette::Report) {
-    let details = report
-        .downcast_ref::<super::diagnostics::Unresolved>()
-        .map(|unresolved| unresolved.details.clone())
-        .unwrap_or_default();
+    let details = match report.downcast_ref::<super::diagnostics::Unresolved>() {
+        Some(unresolved) => unresolved.details.clone(),
+        None => super::diagnostics::related_details(report.as_ref()),
+    };
     print_json_error_doc(
         &report.to_string(),
         report.help().map(|h| h.to_string()),
-        location(report.as_ref()),
+        super::diagnostics::location(report.as_ref()),
         details,
     );
-}
-
-/// Where a diagnostic points, for machines: `{"file", "line", "column"}` (1-based) of its first
-/// label in its source file, or `None` when it points into no file.
-fn location(diagnostic: &dyn miette::Diagnostic) -> Option<Location> {
-    let source = diagnostic.source_code()?;
-    let label = diagnostic.labels()?.next()?;
-    let contents = source.read_span(label.inner(), 0, 0).ok()?;
-    Some(Location {
-        file: contents.name()?.to_string(),
-        line: contents.line() + 1,
-        column: contents.column() + 1,
-    })
-}
-
-/// A position in a file, as `--json` error documents give it.
-#[derive(Debug, serde::Serialize)]
-struct Location {
-    file: String,
-    line: usize,
-    column: usize,
 }
 
 /// The error document for a `--json` command stopped (Ctrl-C, SIGTERM) before its report.
@@ -88,7 +68,7 @@ pub fn print_json_stopped(stop: super::signals::Stop) {
 fn print_json_error_doc(
     message: &str,
     help: Option<String>,
-    location: Option<Location>,
+    location: Option<super::diagnostics::Location>,
     details: Vec<super::diagnostics::Detail>,
 ) {
     if WROTE_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {

@@ -66,24 +66,38 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
         },
         prefix: target_kind.prefix(),
     };
+    // Every entry is checked even after one fails, so a file with several mistakes is fixed in
+    // one round: the first error is the report, the others follow it as related diagnostics.
+    let mut errors = Vec::new();
     let mut images = Images::default();
     let mut repositories = Vec::new();
     for entry in &doc.images {
-        if entry.get_ref().repository.is_some() {
-            repositories.push(cx.repository(entry, &target, &defaults)?);
+        let lowered = if entry.get_ref().repository.is_some() {
+            cx.repository(entry, &target, &defaults)
+                .map(|repository| repositories.push(repository))
         } else {
-            cx.entry(entry, &target, &defaults, &mut images)?;
-        }
+            cx.entry(entry, &target, &defaults, &mut images)
+        };
+        errors.extend(lowered.err());
     }
     let mut bundles = Vec::new();
     for entry in &doc.bundles {
-        bundles.push(cx.bundle(entry, &defaults)?);
+        match cx.bundle(entry, &defaults) {
+            Ok(bundle) => bundles.push(bundle),
+            Err(e) => errors.push(e),
+        }
     }
-    let archives = doc
-        .archives
-        .iter()
-        .map(|entry| archives::lower(&cx.file, &cx.dir, entry, default_compression))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut archives = Vec::new();
+    for entry in &doc.archives {
+        match archives::lower(&cx.file, &cx.dir, entry, default_compression) {
+            Ok(archive) => archives.push(archive),
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut errors = errors.into_iter();
+    if let Some(first) = errors.next() {
+        return Err(errors.fold(first, MirrorfileError::with_related));
+    }
     let images = images.into_sources();
     let target_host = match &target_kind {
         Target::Registry { host, .. } => Some(host.as_str()),

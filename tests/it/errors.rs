@@ -78,6 +78,53 @@ fn bad_reference_is_reported_at_its_line() {
     assert_rejected(&lab, &format!("mirrorfile.toml:{line}"), "Lab/Tiny");
 }
 
+/// A Mirrorfile with mistakes in three entries is reported whole: every mistake at its line on
+/// stderr, and each in the `--json` document's details with its location.
+#[test]
+fn every_broken_entry_is_reported_not_only_the_first() {
+    let lab = lab();
+    let up = lab.up();
+    let text = lab.write_mirrorfile(
+        None,
+        &format!(
+            "[[images]]\nref = \"{up}/lab/tiny:1.0\"\nplatforms = [\"linux/amd46\"]\n\n\
+             [[images]]\nref = \"{up}/lab/tiny:1.0\"\n\n\
+             [[images]]\nref = \"{up}/Lab/Tiny:2.0\"\n\n\
+             [[images]]\nlist = \"no-such-list.txt\"\n"
+        ),
+    );
+    let wanted: Vec<usize> = ["linux/amd46", "Lab/Tiny", "no-such-list.txt"]
+        .iter()
+        .map(|needle| line_of(&text, needle))
+        .collect();
+    assert_rejected(
+        &lab,
+        &format!("mirrorfile.toml:{}", wanted[0]),
+        "linux/amd46",
+    );
+    let out = lab.ctx.cmd(&["plan"]);
+    let err = stderr(&out);
+    for line in &wanted {
+        assert!(
+            err.contains(&format!("mirrorfile.toml:{line}:")),
+            "stderr lacks line {line}\n{err}"
+        );
+    }
+    let out = lab.ctx.cmd(&["plan", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let lines: Vec<u64> = doc["error"]["details"]
+        .as_array()
+        .map(|details| {
+            details
+                .iter()
+                .filter_map(|d| d["location"]["line"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default();
+    let wanted: Vec<u64> = wanted.iter().map(|&l| l as u64).collect();
+    assert_eq!(lines, wanted, "{doc:#}");
+}
+
 #[test]
 fn bad_platform_is_reported_at_its_line() {
     let lab = lab();
