@@ -118,10 +118,14 @@ pub fn write_bundle_until(
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    remove_abandoned_temp_files(&dir);
     let tmp = tempfile::Builder::new()
-        .prefix(".mirror-bundle-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(&dir)
         .map_err(io_err(&dir))?;
+    // Held until this process ends: the mark of a bundle still being written (see
+    // `remove_abandoned_temp_files`). A file system without locks just goes without.
+    let _ = tmp.as_file().try_lock();
     let file = tmp.as_file().try_clone().map_err(io_err(dest))?;
     let hashing = HashingWriter {
         inner: io::BufWriter::with_capacity(256 * 1024, file),
@@ -156,6 +160,49 @@ pub fn write_bundle_until(
         blobs: contents.blobs.len() as u64,
         blob_bytes: contents.blobs.iter().map(|b| b.size).sum(),
     })
+}
+
+/// Names of bundles being written, next to where they will land.
+const TEMP_PREFIX: &str = ".mirror-bundle-";
+
+/// How old an unlocked temp file must be to count as abandoned: a writer locks its file right
+/// after creating it, and this covers that moment.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Removes temp files of bundle writes that were killed (`kill -9`, OOM, a CI timeout) in `dir`:
+/// they are as large as the bundle and nothing else would ever remove them. A file whose
+/// writer is alive is locked and left alone. Best effort: what cannot be checked is kept.
+fn remove_abandoned_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        let old_enough = file
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|meta| meta.modified().ok())
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age >= ABANDONED_AFTER);
+        if old_enough && file.try_lock().is_ok() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed the temp file of a bundle write that was killed")
+                }
+                Err(e) => {
+                    tracing::debug!(path = %path.display(), error = %e, "could not remove an abandoned bundle temp file")
+                }
+            }
+        }
+    }
 }
 
 fn write_tar<W: Write>(
@@ -220,6 +267,7 @@ fn write_tar<W: Write>(
             done: false,
             blob,
             mismatch: None,
+            read_failed: false,
         };
         let result = tar.append(&header, &mut reader);
         if stop.load(Ordering::Relaxed) {
@@ -241,8 +289,13 @@ fn write_tar<W: Write>(
                 },
             });
         }
+        // A failed read is the blob's; a failed write (a full disk) is the bundle's.
         result.map_err(|source| BundleWriteError::Io {
-            path: blob.path.clone(),
+            path: if reader.read_failed {
+                blob.path.clone()
+            } else {
+                dest.to_path_buf()
+            },
             source,
         })?;
     }
@@ -281,6 +334,8 @@ struct VerifyingReader<'a> {
     done: bool,
     blob: &'a BlobFile,
     mismatch: Option<Mismatch>,
+    /// Reading the blob file failed (as opposed to writing the bundle).
+    read_failed: bool,
 }
 
 /// How a blob file turned out not to be what it is filed under.
@@ -294,7 +349,10 @@ impl Read for VerifyingReader<'_> {
         if self.stop.load(Ordering::Relaxed) {
             return Err(io::Error::other("stopped"));
         }
-        let n = self.inner.read(buf)?;
+        let n = self
+            .inner
+            .read(buf)
+            .inspect_err(|_| self.read_failed = true)?;
         if self.done {
             return Ok(n);
         }
@@ -381,6 +439,78 @@ mod tests {
                 format!("blobs/sha256/{}", hex(1)),
             ]
         );
+    }
+
+    /// A writer that takes `room` bytes, then fails as a full disk does.
+    struct FullDisk {
+        room: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_blamed_on_the_bundle_not_on_the_blob_being_copied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = contents(dir.path());
+        let dest = dir.path().join("out.tar");
+        // Room for the three files and two directories (8 blocks of 512 bytes) and the first
+        // blob's header, and for 1 of its bytes.
+        let room = 9 * 512 + 1;
+        let err = write_tar(FullDisk { room }, &c, &dest, &AtomicBool::new(false))
+            .err()
+            .expect("the disk fills up");
+        match err {
+            BundleWriteError::Io { path, source } => {
+                assert_eq!(path, dest, "{source}");
+                assert_eq!(source.raw_os_error(), Some(28));
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn temp_files_of_killed_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let make = |name: &str, age: Option<std::time::SystemTime>| {
+            let path = dir.path().join(name);
+            let file = File::create(&path).expect("create");
+            file.set_len(4096).expect("size");
+            if let Some(when) = age {
+                file.set_modified(when).expect("mtime");
+            }
+            (path, file)
+        };
+        let (killed, _) = make(".mirror-bundle-killed", Some(old));
+        let (live, live_file) = make(".mirror-bundle-live", Some(old));
+        live_file.try_lock().expect("the live writer's lock");
+        let (fresh, _) = make(".mirror-bundle-fresh", None);
+        let (other, _) = make("other.tar", Some(old));
+        let bundle = write_bundle(&dir.path().join("b.tar"), &contents(dir.path())).expect("write");
+        assert!(bundle.path.exists());
+        assert!(!killed.exists(), "an abandoned temp file is removed");
+        assert!(
+            live.exists(),
+            "a temp file whose writer holds its lock is kept"
+        );
+        assert!(
+            fresh.exists(),
+            "a temp file just created (its writer about to lock it) is kept"
+        );
+        assert!(other.exists(), "other files are not touched");
+        drop(live_file);
     }
 
     #[test]
