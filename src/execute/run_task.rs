@@ -223,22 +223,42 @@ pub(super) async fn fetch(
     // Bytes an earlier attempt (or run) left in the cache's partial file are asked for no more:
     // the source answers from that offset, or from 0 when it ignores the range.
     // A kept prefix as long as the blob (or longer) cannot be resumed: start over.
-    let offset = Some(shared.store.partial_len(&descriptor.digest))
+    let mut offset = Some(shared.store.partial_len(&descriptor.digest))
         .filter(|&kept| kept < descriptor.size)
         .unwrap_or(0);
-    let (resumed_from, stream) = source.blob(repository, descriptor, offset).await?;
-    let progress = progress_of(name, shared);
-    // Bytes fetched are what arrived in this run: a download resumed from an earlier run's
-    // partial file receives only the rest, and an attempt cut short still moved its bytes.
-    let received = &shared.counters.bytes_fetched;
-    let stream = stream.inspect_ok(move |chunk| {
-        progress(chunk.len() as u64);
-        received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-    });
-    shared
-        .store
-        .ingest_resumable(&descriptor.digest, descriptor.size, resumed_from, stream)
-        .await?;
+    loop {
+        let (resumed_from, stream) = source.blob(repository, descriptor, offset).await?;
+        let progress = progress_of(name, shared);
+        // Bytes fetched are what arrived in this run: a download resumed from an earlier run's
+        // partial file receives only the rest, and an attempt cut short still moved its bytes.
+        let received = &shared.counters.bytes_fetched;
+        let stream = stream.inspect_ok(move |chunk| {
+            progress(chunk.len() as u64);
+            received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        });
+        let ingested = shared
+            .store
+            .ingest_resumable(&descriptor.digest, descriptor.size, resumed_from, stream)
+            .await;
+        match ingested {
+            // The kept prefix was damaged (a bad disk, a file edited by hand): the digest is
+            // over prefix and rest, so it cannot tell which was wrong. The prefix is gone now;
+            // one download from the start settles it in this run instead of failing it.
+            Err(IngestError::DigestMismatch { .. }) if resumed_from > 0 => {
+                tracing::warn!(
+                    digest = %descriptor.digest,
+                    kept = resumed_from,
+                    "the partial download kept in the cache did not verify with the rest of \
+                     the blob; downloading the whole blob again"
+                );
+                offset = 0;
+            }
+            other => {
+                other?;
+                break;
+            }
+        }
+    }
     shared
         .counters
         .blobs_fetched

@@ -194,6 +194,64 @@ fn a_truncated_download_resumes_in_a_later_run() {
     lab.assert_full_copy("lab/r:1", &image);
 }
 
+/// A partial download left in the cache that is damaged (not a prefix of the blob) fails the
+/// digest check once the rest arrives; the same run then downloads the whole blob again and
+/// succeeds, instead of failing the image and blaming the source.
+#[test]
+fn a_damaged_partial_download_is_fetched_again_from_the_start_in_the_same_run() {
+    let lab = Lab::new();
+    let image = lab.seed(
+        "lab/d:1",
+        &ImageSpec::single("damaged", "linux/arm64").layer_bytes(80_000),
+    );
+    let up = FaultProxy::start(&lab.up());
+    let layer = image.manifests[0].layers[0].clone();
+    mirrorfile(&lab, &up.host(), &lab.tgt(), "", &["lab/d:1"]);
+    let junk = 30_000;
+    let partial_dir = lab.ctx.work().join("cache/partial");
+    std::fs::create_dir_all(&partial_dir).expect("partial dir");
+    let partial = partial_dir.join(layer.digest.trim_start_matches("sha256:"));
+    std::fs::write(&partial, vec![0x5a; junk]).expect("plant a damaged partial download");
+
+    let out = lab.ctx.cmd(&["--retries", "0", "apply", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        describe(&out),
+        up.describe()
+    );
+    let gets = up.requests("GET", &layer.digest);
+    assert_eq!(
+        gets.len(),
+        2,
+        "resumed, then from the start: {}",
+        up.describe()
+    );
+    assert_eq!(
+        gets[0].range.as_deref(),
+        Some(format!("bytes={junk}-").as_str()),
+        "{}",
+        up.describe()
+    );
+    assert_eq!(gets[1].range, None, "{}", up.describe());
+    let report = parse_json(&out);
+    // Every blob once, and the damaged layer's rest once more before it.
+    assert_eq!(
+        num(&report["summary"], "bytes_fetched"),
+        image.blob_bytes() + (layer.size - junk as u64),
+        "{report:#}\n{}",
+        up.describe()
+    );
+    assert!(
+        flat(&out.stderr).contains("did not verify"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!partial.exists(), "the damaged prefix is gone");
+    lab.assert_full_copy("lab/d:1", &image);
+}
+
 #[test]
 fn a_registry_refusing_mounts_is_not_asked_again() {
     let lab = Lab::new();
