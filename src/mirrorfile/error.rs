@@ -164,6 +164,19 @@ impl MirrorfileError {
         self
     }
 
+    /// Joins the errors of several entries into one report: the first is the error, every
+    /// other one (and whatever it carried) follows it as a related diagnostic, one level deep.
+    pub(crate) fn joined(errors: Vec<MirrorfileError>) -> Option<Self> {
+        let mut errors = errors.into_iter();
+        let mut first = errors.next()?;
+        for mut error in errors {
+            let carried = std::mem::take(&mut error.inner.related);
+            first.inner.related.push(error);
+            first.inner.related.extend(carried);
+        }
+        Some(first)
+    }
+
     pub(crate) fn with_io(mut self, source: std::io::Error) -> Self {
         self.inner.io = Some(source);
         self

@@ -24,9 +24,11 @@ pub(crate) struct ListEntry {
     pub span: Range<usize>,
 }
 
-/// Parses every reference in `file`, failing at the first invalid line.
+/// Parses every reference in `file`. Every invalid line is reported, not only the first: the
+/// first is the error, the others follow it as related diagnostics.
 pub(crate) fn parse(file: &SourceFile) -> Result<Vec<ListEntry>, MirrorfileError> {
     let mut entries = Vec::new();
+    let mut errors = Vec::new();
     let mut start = 0;
     for (index, raw) in file.text.split_inclusive('\n').enumerate() {
         let line_start = start;
@@ -40,7 +42,7 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Vec<ListEntry>, MirrorfileError
         }
         let offset = line_start + (content.len() - content.trim_start().len());
         let span = offset..offset + value.len();
-        let reference = value.parse::<Reference>().map_err(|e| {
+        let parsed = value.parse::<Reference>().map_err(|e| {
             file.error(
                 ErrorKind::Invalid,
                 span.clone(),
@@ -51,14 +53,20 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Vec<ListEntry>, MirrorfileError
                 "each line must be one reference such as `docker.io/rancher/mirrored-pause:3.6`; \
                  use `#` (after a space) for comments",
             )
-        })?;
-        entries.push(ListEntry {
-            reference,
-            line: index + 1,
-            span,
         });
+        match parsed {
+            Ok(reference) => entries.push(ListEntry {
+                reference,
+                line: index + 1,
+                span,
+            }),
+            Err(e) => errors.push(e),
+        }
     }
-    Ok(entries)
+    match MirrorfileError::joined(errors) {
+        Some(error) => Err(error),
+        None => Ok(entries),
+    }
 }
 
 /// Where a comment starts: a `#` at the start of the line or after whitespace.
@@ -123,6 +131,21 @@ mod tests {
             .map(|l| (l.offset(), l.len()))
             .collect();
         assert_eq!(labels, vec![(7, 11)]);
+    }
+
+    #[test]
+    fn every_bad_line_is_reported() {
+        let file = SourceFile::new("list.txt", "alpine\nnot@valid\nnginx:1\nfoo:bar:baz\n");
+        let err = parse(&file).expect_err("bad lines");
+        let line_of = |d: &dyn miette::Diagnostic| {
+            let label = d.labels().and_then(|mut l| l.next()).map(|l| *l.inner());
+            label.map(|span| file.line_of(span.offset()))
+        };
+        let mut lines = vec![line_of(&err)];
+        if let Some(related) = miette::Diagnostic::related(&err) {
+            lines.extend(related.map(line_of));
+        }
+        assert_eq!(lines, vec![Some(2), Some(4)]);
     }
 
     #[test]

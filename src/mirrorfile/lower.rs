@@ -94,9 +94,8 @@ pub(crate) fn lower(doc: MirrorfileToml, file: SourceFile) -> Result<Model, Mirr
             Err(e) => errors.push(e),
         }
     }
-    let mut errors = errors.into_iter();
-    if let Some(first) = errors.next() {
-        return Err(errors.fold(first, MirrorfileError::with_related));
+    if let Some(error) = MirrorfileError::joined(errors) {
+        return Err(error);
     }
     let images = images.into_sources();
     let target_host = match &target_kind {
