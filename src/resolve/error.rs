@@ -55,6 +55,15 @@ pub enum ResolveErrorKind {
         second: std::path::PathBuf,
         second_config: Digest,
     },
+    #[error("the [[archives]] entries at {first} and {second} both give its {platform} image (config {config}), but would push it as different manifests ({first_manifest} and {second_manifest}): their settings differ")]
+    ManifestConflict {
+        platform: Platform,
+        config: Digest,
+        first: crate::model::Origin,
+        first_manifest: Digest,
+        second: crate::model::Origin,
+        second_manifest: Digest,
+    },
     #[error("it is not in any archive matching `{pattern}`")]
     NotInArchives { pattern: String },
     #[error("`index = false`, but the archives give several platforms for this tag ({platforms})")]
@@ -89,6 +98,9 @@ impl ResolveError {
             ),
             ResolveErrorKind::PlatformConflict { .. } => Some(
                 "the archives disagree about this image: use archives of one release, or take the image from one of them with `images = [...]`".into(),
+            ),
+            ResolveErrorKind::ManifestConflict { .. } => Some(
+                "give both entries the same `compression` (or list each archive file in one entry only), so the image has one manifest".into(),
             ),
             ResolveErrorKind::IndexFalse { .. } => {
                 Some("remove `index = false`, so the platforms are pushed as one index".into())

@@ -13,7 +13,7 @@ use crate::support::archives::{
 };
 use crate::support::context::{describe, stderr};
 use crate::support::images::{layer_tar, sha256};
-use crate::support::lab::{image_entry, index_platforms, num, Lab};
+use crate::support::lab::{image_entry, index_platforms, line_of, num, Lab};
 use crate::support::skopeo;
 
 /// The four images of one architecture: a namespaced one, an official image without a
@@ -411,6 +411,25 @@ fn platform_contradictions_are_errors_unless_allowed() {
             .as_array()
             .map(Vec::len),
         Some(1)
+    );
+    // The same archive in two entries that would push it differently (zstd and gzip layers):
+    // which one lands must not depend on the order of the entries.
+    let body = "[[archives]]\npath = \"one-amd64.tar\"\ncompression = \"zstd\"\n\n\
+                [[archives]]\npath = \"one-amd64.tar\"\ncompression = \"gzip\"\n";
+    let text = lab.write_mirrorfile(Some("mirror"), body);
+    // Each entry is declared at its `[[archives]]` line, the one above its `compression`.
+    let zstd_entry = line_of(&text, "\"zstd\"") - 2;
+    let gzip_entry = line_of(&text, "\"gzip\"") - 2;
+    assert_refused(
+        &lab,
+        &["apply"],
+        &[
+            "lab/x:1",
+            "linux/amd64",
+            &format!("mirrorfile.toml:{zstd_entry} and mirrorfile.toml:{gzip_entry}"),
+            "different manifests",
+            "compression",
+        ],
     );
 }
 

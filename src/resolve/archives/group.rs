@@ -3,8 +3,9 @@
 //! user set `index = false` and there is one platform.
 //!
 //! Two archives giving one platform of one tag must agree: the same config (and so the same
-//! layers, by diff_id) is the same image and is listed once; a different one is an error naming
-//! both archives, never a coin toss.
+//! layers, by diff_id) pushed as the same manifest is the same image and is listed once; a
+//! different config, or the same one pushed as another manifest (entries with different
+//! `compression`), is an error naming both, never a coin toss.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -60,6 +61,21 @@ pub fn build(members: Vec<Member>, store: &Store) -> (Vec<ResolvedImage>, Vec<Re
                         first_config: first.config.clone(),
                         second: member.archive.clone(),
                         second_config: member.config.clone(),
+                    },
+                ));
+            }
+            // The same image, but pushed as another manifest (another entry's `compression`):
+            // which one lands must not depend on the order of the entries.
+            Some(first) if first.manifest.digest() != member.manifest.digest() => {
+                errors.push(error(
+                    &member,
+                    ResolveErrorKind::ManifestConflict {
+                        platform: member.platform.clone(),
+                        config: member.config.clone(),
+                        first: first.origin.clone(),
+                        first_manifest: first.manifest.digest().clone(),
+                        second: member.origin.clone(),
+                        second_manifest: member.manifest.digest().clone(),
                     },
                 ));
             }
