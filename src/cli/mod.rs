@@ -201,11 +201,18 @@ impl Cli {
 /// so a typo in CI would look like an out-of-date mirror.
 fn usage(e: &clap::Error) -> ExitCode {
     let _ = e.print();
-    if e.use_stderr() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    if !e.use_stderr() {
+        return ExitCode::SUCCESS;
     }
+    // A script that asked for JSON parses stdout: it gets the error document there too.
+    let asked_for_json = std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json");
+    if asked_for_json {
+        output::print_json_usage_error(&e.render().to_string());
+    }
+    ExitCode::FAILURE
 }
 
 async fn run(cli: Cli, bars: bool) -> miette::Result<ExitCode> {
@@ -248,6 +255,12 @@ async fn run_other(cli: &Cli, command: &Command) -> miette::Result<ExitCode> {
         // Dispatched by `run`, which lets apply handle Ctrl-C itself; never reached.
         Command::Apply(_) => Ok(ExitCode::FAILURE),
         Command::Plan(args) => plan::run(&session(cli).await?, args, cli).await,
+        Command::Lock(args) if args.update.is_some() && cli.offline => Err(miette::miette!(
+            help =
+                "drop --offline to update the lock, or drop --update to check it against the cache",
+            "`lock --update` asks the source registries what the tags point at now, which \
+             --offline rules out"
+        )),
         Command::Lock(args) => lock::run(&session(cli).await?, args, cli).await,
         Command::Bundle(command) => bundle::run(command).await,
         Command::Inspect(args) => inspect::run(cli, args).await,

@@ -52,6 +52,23 @@ pub fn print_json_error(report: &miette::Report) {
     );
 }
 
+/// The error document for a `--json` command line clap refused (an unknown flag, a bad value):
+/// the message is clap's first line, its advice the rest.
+pub fn print_json_usage_error(rendered: &str) {
+    let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+    let message = lines
+        .next()
+        .map(|l| l.trim().trim_start_matches("error: ").to_string())
+        .unwrap_or_default();
+    let help = lines.map(str::trim).collect::<Vec<_>>().join("; ");
+    print_json_error_doc(
+        &message,
+        Some(help).filter(|h| !h.is_empty()),
+        None,
+        Vec::new(),
+    );
+}
+
 /// The error document for a `--json` command stopped (Ctrl-C, SIGTERM) before its report.
 pub fn print_json_stopped(stop: super::signals::Stop) {
     print_json_error_doc(

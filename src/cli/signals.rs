@@ -50,7 +50,11 @@ pub fn listen() {
         let first = next_signal().await;
         let _ = tell.send(Some(first));
         // Said at once: cancelling uploads can take a while when the registry hangs.
-        note!("{}: stopping (Ctrl-C again to quit at once)", first.name());
+        let again = match first {
+            Stop::Interrupt => "Ctrl-C again",
+            Stop::Terminate => "a second SIGTERM or Ctrl-C",
+        };
+        note!("{}: stopping ({again} to quit at once)", first.name());
         // The orderly stop is under way; a second request means "now".
         let second = next_signal().await;
         note!("{} again: quitting at once", second.name());

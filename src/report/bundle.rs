@@ -101,9 +101,14 @@ pub fn inspect(info: &BundleInfo) -> String {
     if !incomplete.is_empty() {
         let _ = writeln!(
             out,
-            "INCOMPLETE: the bundle lacks blobs that {} need(s) (a file cut short at an entry \
+            "INCOMPLETE: the bundle lacks blobs that {} {} (a file cut short at an entry \
              boundary?): {}",
             incomplete.len(),
+            if incomplete.len() == 1 {
+                "image needs"
+            } else {
+                "images need"
+            },
             incomplete.join(", ")
         );
     }

@@ -226,6 +226,21 @@ fn assert_json_location(out: &std::process::Output, location: &str) {
     assert!(at["column"].as_u64().is_some_and(|c| c >= 1), "{doc:#}");
 }
 
+/// A command line clap refuses still gives a `--json` caller its one document on stdout.
+#[test]
+fn a_bad_flag_with_json_is_a_json_error_document() {
+    let lab = lab();
+    let out = lab.ctx.cmd(&["plan", "--json", "--bogus"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let message = assert_json_error(&out);
+    assert!(message.contains("--bogus"), "{message}");
+    assert!(stderr(&out).contains("--bogus"), "{}", describe(&out));
+    // Without --json, stdout stays empty.
+    let out = lab.ctx.cmd(&["plan", "--bogus"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(out.stdout.is_empty(), "{}", describe(&out));
+}
+
 #[test]
 fn a_json_plan_that_cannot_resolve_says_why_on_stdout() {
     let lab = lab();

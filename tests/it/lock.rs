@@ -173,6 +173,13 @@ fn offline_fills_a_second_target_from_the_cache_with_upstream_stopped() {
     }
     assert_eq!(lab.ctx.read_file("mirrorfile.lock"), lock, "lock unchanged");
     assert!(!lab.upstream.is_running());
+    // Updating the lock needs the sources: with --offline it is refused for that reason.
+    let out = lab.ctx.cmd(&["lock", "--update", "--offline"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = flat(&stderr(&out));
+    assert!(err.contains("--offline rules out"), "{err}");
+    assert!(!err.contains("has no entry in the lock"), "{err}");
+    assert_eq!(lab.ctx.read_file("mirrorfile.lock"), lock, "lock unchanged");
 
     // A blob gone from the cache: offline planning names it and pushes nothing.
     let third = Registry::start();
