@@ -74,6 +74,12 @@ pub enum LayoutError {
     },
     #[error(transparent)]
     Read(#[from] BundleReadError),
+    #[error("layout {layout}: copying blob {digest} into it: {detail}")]
+    Copy {
+        layout: PathBuf,
+        digest: Digest,
+        detail: String,
+    },
     #[error("bundle {bundle}: importing {entry}: {detail}")]
     Import {
         bundle: PathBuf,
@@ -178,9 +184,9 @@ impl Sink for LayoutSink {
             let mut file = std::fs::File::open(&path).map_err(io_err(&path))?;
             store
                 .ingest_reader(&descriptor.digest, Some(descriptor.size), &mut file)
-                .map_err(|e| LayoutError::Import {
-                    bundle: dir,
-                    entry: descriptor.digest.to_string(),
+                .map_err(|e| LayoutError::Copy {
+                    layout: dir,
+                    digest: descriptor.digest.clone(),
                     detail: e.to_string(),
                 })
         })

@@ -63,11 +63,20 @@ pub(super) fn assemble(
             }
         };
         if &actual != want {
-            return Err(image_err(format!(
-                "layer {} ({}) has diff_id {actual}, but the config says {want}",
-                i + 1,
-                layer.blob.digest
-            )));
+            return Err(image_err(if *kind == Compression::None {
+                format!(
+                    "layer {} is uncompressed and hashes to {actual}, but the config lists \
+                     diff_id {want} in its place",
+                    i + 1
+                )
+            } else {
+                format!(
+                    "layer {} ({}) uncompresses to diff_id {actual}, but the config lists {want} \
+                     in its place",
+                    i + 1,
+                    layer.blob.digest
+                )
+            }));
         }
         if keep {
             continue;
