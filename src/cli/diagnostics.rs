@@ -38,7 +38,12 @@ pub fn ops(error: OpsError) -> Report {
                     .map(|e| Detail {
                         message: chain(e),
                         help: e.help(),
-                        location: None,
+                        // Where the entry is declared (a Mirrorfile or list line).
+                        location: (e.origin.line > 0).then(|| Location {
+                            file: e.origin.file.display().to_string(),
+                            line: e.origin.line,
+                            column: None,
+                        }),
                     })
                     .collect(),
             })
@@ -71,12 +76,13 @@ pub struct Detail {
     pub location: Option<Location>,
 }
 
-/// A position in a file, as `--json` error documents give it (1-based).
+/// A position in a file, as `--json` error documents give it (1-based; the column is `null`
+/// for an entry known by its line only).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Location {
     pub file: String,
     pub line: usize,
-    pub column: usize,
+    pub column: Option<usize>,
 }
 
 /// Where a diagnostic points, for machines: its first label in its source file, or `None` when
@@ -88,7 +94,7 @@ pub fn location(diagnostic: &dyn miette::Diagnostic) -> Option<Location> {
     Some(Location {
         file: contents.name()?.to_string(),
         line: contents.line() + 1,
-        column: contents.column() + 1,
+        column: Some(contents.column() + 1),
     })
 }
 

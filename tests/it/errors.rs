@@ -244,7 +244,7 @@ fn a_bad_flag_with_json_is_a_json_error_document() {
 #[test]
 fn a_json_plan_that_cannot_resolve_says_why_on_stdout() {
     let lab = lab();
-    lab.write_mirrorfile(
+    let text = lab.write_mirrorfile(
         None,
         &format!("[[images]]\nref = \"{}/lab/tiny:no-such-tag\"\n", lab.up()),
     );
@@ -254,6 +254,20 @@ fn a_json_plan_that_cannot_resolve_says_why_on_stdout() {
     assert!(message.contains("lab/tiny:no-such-tag"), "{message}");
     // The entry's own advice comes along, not only the summary's.
     assert!(message.contains("check the tag"), "{message}");
+    // And where the entry is declared (its `[[images]]` line, the one above its `ref`).
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let at = &doc["error"]["details"][0]["location"];
+    assert!(
+        at["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("mirrorfile.toml")),
+        "{doc:#}"
+    );
+    assert_eq!(
+        at["line"].as_u64(),
+        Some(line_of(&text, "no-such-tag") as u64 - 1),
+        "{doc:#}"
+    );
 }
 
 #[test]
