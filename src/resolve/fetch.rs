@@ -30,7 +30,11 @@ impl Ctx<'_> {
 
     /// A manifest from the cache, or fetched (verified) and cached.
     pub(super) async fn manifest(&self, digest: &Digest) -> Result<RawManifest, ResolveError> {
-        if let Some(cached) = self.store.manifest(digest).map_err(|e| self.store_err(e))? {
+        if let Some(cached) = self
+            .store
+            .manifest_or_discard(digest)
+            .map_err(|e| self.store_err(e))?
+        {
             return Ok(cached);
         }
         let fetched = self

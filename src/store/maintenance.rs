@@ -200,8 +200,10 @@ impl Store {
                     todo.extend(index.manifests.into_iter().map(|d| d.digest));
                 }
                 Ok(ManifestView::Image(image)) => {
-                    todo.push(image.config.digest);
-                    todo.extend(image.layers.into_iter().map(|d| d.digest));
+                    // A config and layers are leaves: kept without being read (a layer can be
+                    // gigabytes); only the subject is another manifest.
+                    seen.insert(image.config.digest);
+                    seen.extend(image.layers.into_iter().map(|d| d.digest));
                     todo.extend(image.subject.map(|d| d.digest));
                 }
                 Err(_) => {} // a config or layer that happened to parse as a manifest type
@@ -253,6 +255,34 @@ mod tests {
         let d = Digest::sha256_of(bytes);
         assert!(store.put_small_blob(&d, bytes).expect("put"));
         d
+    }
+
+    /// A layer far larger than memory (sparse) is reachable without being read: gc's walk
+    /// keeps configs and layers as leaves, and a file past the manifest cap is refused as a
+    /// manifest from its size alone.
+    #[test]
+    fn reachable_and_manifest_never_read_a_layer_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let config = put(&store, b"{\"architecture\":\"amd64\",\"os\":\"linux\"}");
+        let huge = Digest::sha256_of(b"stands for a 1 TiB layer");
+        let file = std::fs::File::create(store.blob_path(&huge)).expect("create");
+        file.set_len(1 << 40).expect("sparse 1 TiB");
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":38}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{huge}","size":1099511627776}}]}}"#
+        );
+        let manifest = RawManifest::new(Bytes::from(body), None).expect("manifest");
+        store.put_manifest(&manifest).expect("put manifest");
+        let roots = BTreeSet::from([manifest.digest().clone()]);
+        let reached = store.reachable(&roots).expect("walk");
+        assert!(reached.contains(&huge) && reached.contains(&config));
+        match store.manifest(&huge) {
+            Err(StoreError::BadManifest {
+                source: crate::oci::ManifestError::TooLarge { size, .. },
+                ..
+            }) => assert_eq!(size as u64, 1 << 40),
+            other => panic!("expected too large for a manifest, got {other:?}"),
+        }
     }
 
     #[test]

@@ -184,6 +184,23 @@ impl Store {
             return Err(StoreError::Unsupported(digest.clone()));
         }
         let path = self.blob_path(digest);
+        // Never read a layer whole to find out it is not a manifest: manifests are capped.
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() > crate::oci::MAX_MANIFEST_BYTES as u64 => {
+                return Err(StoreError::BadManifest {
+                    digest: digest.clone(),
+                    path,
+                    source: ManifestError::TooLarge {
+                        digest: digest.to_string(),
+                        size: usize::try_from(meta.len()).unwrap_or(usize::MAX),
+                        limit: crate::oci::MAX_MANIFEST_BYTES,
+                    },
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        }
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => Bytes::from(bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -196,6 +213,28 @@ impl Store {
                 path,
                 source,
             })
+    }
+
+    /// [`Store::manifest`], except that a cache file whose bytes no longer hash to its name (a
+    /// bad disk, an edit by hand) is removed and reported as not cached, so it is fetched again
+    /// like any missing manifest, as a damaged blob is.
+    pub fn manifest_or_discard(&self, digest: &Digest) -> Result<Option<RawManifest>, StoreError> {
+        match self.manifest(digest) {
+            Err(StoreError::BadManifest {
+                path,
+                source: ManifestError::DigestMismatch { actual, .. },
+                ..
+            }) => {
+                tracing::warn!(
+                    "cached manifest {digest} was damaged (its bytes hash to {actual}): removed \
+                     {} and fetching it again",
+                    path.display()
+                );
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+                Ok(None)
+            }
+            other => other,
+        }
     }
 
     /// Reads a small cached blob (an image config) whole, verified.

@@ -132,6 +132,45 @@ fn a_manifest_that_does_not_match_its_digest_is_refused_before_anything_moves() 
     assert!(!cached.contains(&child["sha256:".len()..].to_string()));
 }
 
+/// A cached manifest damaged on disk (a bad disk, an edit by hand) is removed and fetched again
+/// in the same run, as a damaged cached blob is, and the copy is byte-exact.
+#[test]
+fn a_damaged_cached_manifest_is_fetched_again() {
+    let lab = Lab::new();
+    let image = lab.seed("lab/h:1", &ImageSpec::multi("heal-manifest", &TWO));
+    let up = lab.up();
+    lab.ctx
+        .write_mirrorfile(&mirrorfile(&lab, &up, &["lab/h:1"]));
+    lab.ctx.cmd_ok(&["plan"]);
+    let child = image.manifest("linux/arm64");
+    let path = lab
+        .ctx
+        .work()
+        .join("cache/blobs/sha256")
+        .join(&child.digest["sha256:".len()..]);
+    let mut bytes = std::fs::read(&path).expect("plan cached the manifest");
+    assert_eq!(bytes, child.bytes);
+    bytes[20] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("damage it");
+
+    let out = lab.ctx.cmd(&["apply", "--progress", "none"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        has(
+            &err,
+            &format!("cached manifest {} was damaged", child.digest)
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&path).ok(),
+        Some(child.bytes.clone()),
+        "cached anew"
+    );
+    lab.assert_full_copy("lab/h:1", &image);
+}
+
 /// Sends SIGINT to a child process.
 fn interrupt(child: &Child) {
     send_signal(child, "-INT");
