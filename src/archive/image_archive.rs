@@ -17,8 +17,7 @@ use crate::oci::{Descriptor, Digest, RawManifest};
 
 /// Largest `manifest.json`, `index.json` or manifest read into memory.
 pub const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;
-/// Largest image config read into memory.
-pub const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
+pub use crate::oci::MAX_CONFIG_BYTES;
 
 /// One layer of a found image.
 #[derive(Debug, Clone)]

@@ -23,3 +23,7 @@ pub use reference::{Reference, ReferenceError};
 
 /// The largest manifest `mirror` accepts, as distribution and most registries enforce it.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// The largest image config `mirror` reads into memory (configs are read whole, to learn an
+/// image's platform and check its layers); larger ones are refused as absurd.
+pub const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;

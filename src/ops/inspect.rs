@@ -20,12 +20,11 @@ use crate::endpoint::registry::RegistryEndpoint;
 use crate::endpoint::{EndpointError, Source};
 use crate::environment::Environment;
 use crate::model::RegistrySettings;
-use crate::oci::{Descriptor, Digest, ManifestView, Platform, RawManifest, Reference};
+use crate::oci::{
+    Descriptor, Digest, ManifestView, Platform, RawManifest, Reference, MAX_CONFIG_BYTES,
+};
 use crate::registry::{Client, CredentialStore, RegistryError};
 use crate::store::Store;
-
-/// Image configs are read whole; refuse absurd ones.
-const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Where the image to inspect lives, as written on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]

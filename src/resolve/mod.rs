@@ -24,7 +24,7 @@ use futures_util::{stream, StreamExt};
 use crate::endpoint::{EndpointError, Source};
 use crate::model::{ImageSource, IndexMode, PlatformSelection};
 use crate::oci::canonical::subset_index_with;
-use crate::oci::{Descriptor, Digest, ManifestView, Platform, RawManifest};
+use crate::oci::{Descriptor, Digest, ManifestView, Platform, RawManifest, MAX_CONFIG_BYTES};
 use crate::store::{Store, StoreError};
 
 pub use error::{ResolveError, ResolveErrorKind};
@@ -38,8 +38,6 @@ use walk::{image_need, walk_index};
 
 /// How deep indexes may nest (index → index → … → manifest) before we refuse.
 pub const MAX_INDEX_DEPTH: usize = 4;
-/// Image configs are read whole to learn their platform; refuse absurd ones.
-const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
 /// Images resolved at once.
 const RESOLVE_CONCURRENCY: usize = 8;
 

@@ -261,7 +261,7 @@ mod tests {
     /// keeps configs and layers as leaves, and a file past the manifest cap is refused as a
     /// manifest from its size alone.
     #[test]
-    fn reachable_and_manifest_never_read_a_layer_whole() {
+    fn reachable_manifest_and_config_reads_never_read_a_layer_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let config = put(&store, b"{\"architecture\":\"amd64\",\"os\":\"linux\"}");
@@ -283,6 +283,8 @@ mod tests {
             }) => assert_eq!(size as u64, 1 << 40),
             other => panic!("expected too large for a manifest, got {other:?}"),
         }
+        // Nor is it read as a config: it cannot be one.
+        assert!(matches!(store.read_small_blob(&huge), Ok(None)));
     }
 
     #[test]

@@ -237,9 +237,13 @@ impl Store {
         }
     }
 
-    /// Reads a small cached blob (an image config) whole, verified.
+    /// Reads a small cached blob (an image config) whole, verified. A file larger than any
+    /// config is not read (it cannot be one): `None`, so the caller's capped fetch says why.
     pub fn read_small_blob(&self, digest: &Digest) -> Result<Option<Bytes>, StoreError> {
         let path = self.blob_path(digest);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > crate::oci::MAX_CONFIG_BYTES) {
+            return Ok(None);
+        }
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => Bytes::from(bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
