@@ -147,8 +147,16 @@ pub fn run(cli: &Cli, args: &CacheArgs) -> miette::Result<ExitCode> {
                         human_bytes(g.size)
                     ));
                 }
+                let partials = match report.kept_partial {
+                    0 => String::new(),
+                    n => format!(
+                        ", and {n} partial download{} ({}) the next run resumes",
+                        if n == 1 { "" } else { "s" },
+                        human_bytes(report.kept_partial_bytes)
+                    ),
+                };
                 text.push_str(&format!(
-                    "{} {} files ({}); kept {} blobs ({}) reachable from {} roots.{}\n",
+                    "{} {} files ({}); kept {} blobs ({}) reachable from {} roots{partials}.{}\n",
                     if *apply { "Removed" } else { "Would remove" },
                     report.garbage.len(),
                     human_bytes(report.garbage_bytes),

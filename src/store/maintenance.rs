@@ -49,6 +49,9 @@ pub struct GcReport {
     pub roots: u64,
     pub kept: u64,
     pub kept_bytes: u64,
+    /// Partial downloads of blobs still wanted and not cached: kept for the next run to resume.
+    pub kept_partial: u64,
+    pub kept_partial_bytes: u64,
     pub garbage: Vec<Garbage>,
     pub garbage_bytes: u64,
     pub applied: bool,
@@ -148,6 +151,9 @@ impl Store {
                 .is_some_and(|name| blob_dir.join(name).is_file());
             if complete || !named_reachable(&path) {
                 report.garbage.push(Garbage { path, size });
+            } else {
+                report.kept_partial += 1;
+                report.kept_partial_bytes += size;
             }
         }
         // Alone on the cache (gc holds it exclusively): every temp file, of any process's
@@ -319,6 +325,11 @@ mod tests {
             .gc(std::slice::from_ref(&wanted), false)
             .expect("gc dry run");
         assert_eq!(dry.kept, 3, "manifest, config and layer are kept");
+        assert_eq!(
+            (dry.kept_partial, dry.kept_partial_bytes),
+            (1, 4),
+            "the wanted blob's partial download is kept, and said so"
+        );
         let mut names: Vec<_> = dry.garbage.iter().map(|g| g.path.clone()).collect();
         names.sort();
         let mut expected = vec![
