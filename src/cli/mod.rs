@@ -45,6 +45,11 @@ pub struct Cli {
     )]
     pub file: PathBuf,
 
+    /// Whether `-f`/`--file` was given (not the default): a named file that is missing is an
+    /// error for every command, never a reason to fall back to defaults.
+    #[arg(skip)]
+    pub file_given: bool,
+
     /// Print nothing but results and errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -129,7 +134,7 @@ pub enum Command {
 
 /// Parses the command line, runs the command, and maps the result to an exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_command_line() {
         Ok(cli) => cli,
         Err(e) => return usage(&e),
     };
@@ -199,6 +204,25 @@ impl Cli {
 /// Prints a command-line error (or `--help`/`--version`). A usage error exits 1, like every
 /// other error: clap's usual 2 would read as "changes pending" under `plan --detailed-exitcode`,
 /// so a typo in CI would look like an out-of-date mirror.
+/// [`Cli`] from the process's arguments, noting whether `-f` was given.
+fn parse_command_line() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().try_get_matches()?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    cli.file_given = given_anywhere(&matches, "file");
+    Ok(cli)
+}
+
+/// Whether the global argument `id` came from the command line, at any subcommand level.
+fn given_anywhere(matches: &clap::ArgMatches, id: &str) -> bool {
+    let here = matches
+        .value_source(id)
+        .is_some_and(|source| source == clap::parser::ValueSource::CommandLine);
+    here || matches
+        .subcommand()
+        .is_some_and(|(_, sub)| given_anywhere(sub, id))
+}
+
 fn usage(e: &clap::Error) -> ExitCode {
     let _ = e.print();
     if !e.use_stderr() {

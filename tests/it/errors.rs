@@ -241,6 +241,31 @@ fn a_bad_flag_with_json_is_a_json_error_document() {
     assert!(out.stdout.is_empty(), "{}", describe(&out));
 }
 
+/// `-f` naming a file that is not there is an error for the cache commands too: falling back to
+/// the default cache without that project's lock would let `gc --apply` delete what it pins.
+#[test]
+fn a_missing_named_mirrorfile_is_an_error_for_cache_gc_and_inspect() {
+    let lab = lab();
+    lab.write_mirrorfile(
+        None,
+        &format!("[[images]]\nref = \"{}/lab/tiny:1.0\"\n", lab.up()),
+    );
+    lab.ctx.cmd_ok(&["apply"]);
+    for args in [
+        &["-f", "typo.toml", "cache", "gc", "--apply"][..],
+        &["cache", "verify", "-f", "typo.toml"][..],
+        &["-f", "typo.toml", "inspect", "lab/tiny:1.0"][..],
+    ] {
+        let out = lab.ctx.cmd(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", describe(&out));
+        assert!(
+            stderr(&out).contains("no Mirrorfile at typo.toml"),
+            "{args:?}: {}",
+            describe(&out)
+        );
+    }
+}
+
 #[test]
 fn a_json_plan_that_cannot_resolve_says_why_on_stdout() {
     let lab = lab();
