@@ -36,10 +36,8 @@ pub enum RegistryError {
     },
     /// The TLS handshake failed, most often an untrusted certificate.
     #[error(
-        "{host}: {operation}: TLS handshake failed: {message}; if {host} uses a private CA, set \
-         `ca = \"/path/to/ca.pem\"` under `[registry.\"{host}\"]`, or `tls = \"skip-verify\"` to \
-         skip verification (`tls = \"http\"` if it only speaks plain HTTP; `cert` and `key` if it \
-         asks for a client certificate)"
+        "{host}: {operation}: TLS handshake failed: {message}; {}",
+        tls_advice(host, message)
     )]
     Tls {
         host: String,
@@ -283,6 +281,33 @@ impl RegistryError {
                 unreachable,
             }
         }
+    }
+}
+
+/// What to do about a failed TLS handshake: specific where the cause is known (a server
+/// certificate that is itself a CA, an expired one), else the usual settings.
+fn tls_advice(host: &str, message: &str) -> String {
+    if message.contains("CaUsedAsEndEntity") {
+        format!(
+            "{host}'s own certificate is marked as a CA (basicConstraints CA:TRUE, as `openssl req \
+             -x509` makes it), and a CA certificate is refused as a server's certificate even \
+             when `ca` names it: give {host} a certificate signed by a separate CA and set `ca` to \
+             that CA, or set `tls = \"skip-verify\"` to skip verification"
+        )
+    } else if message.contains("Expired") {
+        format!(
+            "{host}'s certificate has expired: renew it (`tls = \"skip-verify\"` skips \
+             verification meanwhile)"
+        )
+    } else if message.contains("NotValidYet") {
+        format!("{host}'s certificate is not valid yet: check this machine's clock and {host}'s")
+    } else {
+        format!(
+            "if {host} uses a private CA, set `ca = \"/path/to/ca.pem\"` under \
+             `[registry.\"{host}\"]`, or `tls = \"skip-verify\"` to skip verification \
+             (`tls = \"http\"` if it only speaks plain HTTP; `cert` and `key` if it asks for a \
+             client certificate)"
+        )
     }
 }
 

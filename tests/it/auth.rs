@@ -355,6 +355,35 @@ fn mutual_tls_with_a_client_certificate() {
     );
 }
 
+/// A registry serving a self-signed CA certificate as its own (what `openssl req -x509` makes):
+/// rustls refuses it even when `ca` names it, and the error says why instead of advising the
+/// `ca` setting that is already there.
+#[test]
+fn a_ca_certificate_served_as_the_server_certificate_is_explained() {
+    let pki = Pki::new();
+    let secure = Registry::start_with(Options {
+        tls: Some((pki.ca(), pki.path("ca.key"))),
+        ..Options::default()
+    });
+    let upstream = Registry::start();
+    let image = ImageSpec::single("selfsigned", "linux/amd64").build();
+    image.push(&format!("{}/lab/s:1", upstream.host()));
+    let ctx = TestContext::new();
+    fs::copy(pki.ca(), ctx.work().join("ca.pem")).expect("copy ca");
+    let (up, sec) = (upstream.host(), secure.host());
+    ctx.write_mirrorfile(&format!(
+        "[target]\nregistry = \"{sec}\"\n\n[registry.\"{up}\"]\ntls = \"http\"\n\n\
+         [registry.\"{sec}\"]\nca = \"ca.pem\"\n\n[cache]\ndir = \"cache\"\n\n\
+         [[images]]\nref = \"{up}/lab/s:1\"\n"
+    ));
+    let out = ctx.cmd(&["--retries", "0", "apply"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = flat(&out.stderr);
+    assert!(err.contains("own certificate is marked as a CA"), "{err}");
+    assert!(err.contains("signed by a separate CA"), "{err}");
+    assert!(!err.contains("uses a private CA, set"), "{err}");
+}
+
 /// Token auth: an upstream plain registry; a token-auth target. Two images share a base layer,
 /// so the second repository mounts it from the first.
 struct Tokened {
