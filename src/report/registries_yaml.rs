@@ -34,7 +34,7 @@ fn regex_literal(text: &str) -> String {
 
 /// Renders `registries.yaml` for `model`; `endpoint` overrides the host nodes use to reach the
 /// target.
-pub fn render(model: &Model, endpoint: Option<&str>) -> String {
+pub fn render<'a>(model: &'a Model, endpoint: Option<&'a str>) -> String {
     let (host, prefix) = match (&model.target, endpoint) {
         (Target::Registry { host, prefix }, _) => (host.as_str(), prefix),
         // A layout or bundle is applied to a registry later: the user names it.
@@ -57,20 +57,46 @@ pub fn render(model: &Model, endpoint: Option<&str>) -> String {
     // Per source registry: source repository → target repository (only the differing ones).
     let mut sources: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
     let mut tag_renames = Vec::new();
-    for repo in &model.repositories {
-        let rules = sources.entry(repo.registry.as_str()).or_default();
-        if repo.repository != repo.target_repository {
-            rules.insert(&repo.repository, &repo.target_repository);
+    // One source repository sent to two target repositories: a rewrite maps a repository to
+    // one place, so the first is kept and the others are named, never silently dropped.
+    let mut split = Vec::new();
+    let mut first_target: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    let mut add_rule = |registry: &'a str, from: &'a str, to: &'a str| {
+        let rules = sources.entry(registry).or_default();
+        match first_target.get(&(registry, from)) {
+            Some(first) if *first != to => {
+                split.push(format!(
+                    "{registry}/{from} is mirrored to both {first} and {to}; a rewrite sends a \
+                     repository to one place, so nodes find it under {first} only: pull the \
+                     images under {to} by that name"
+                ));
+            }
+            Some(_) => {}
+            None => {
+                first_target.insert((registry, from), to);
+                // Only the repositories whose path changes need a rule.
+                if from != to {
+                    rules.insert(from, to);
+                }
+            }
         }
+    };
+    for repo in &model.repositories {
+        add_rule(
+            repo.registry.as_str(),
+            &repo.repository,
+            &repo.target_repository,
+        );
     }
     // Archives and bundles name their registries inside the files (docker.io, ghcr.io, …), which
     // are only read at plan time: a `"*"` entry (k3s's wildcard mirror) covers them all.
     let wildcard = !model.archives.is_empty() || !model.bundles.is_empty();
     for image in &model.images {
-        let rules = sources.entry(image.reference.registry()).or_default();
-        if image.reference.repository() != image.target_repository {
-            rules.insert(image.reference.repository(), &image.target_repository);
-        }
+        add_rule(
+            image.reference.registry(),
+            image.reference.repository(),
+            &image.target_repository,
+        );
         if let (Some(from), Some(to)) = (image.reference.tag(), image.target_tag.as_deref()) {
             if from != to {
                 tag_renames.push(format!("{} → :{to}", image.reference));
@@ -85,6 +111,10 @@ pub fn render(model: &Model, endpoint: Option<&str>) -> String {
          # Restart k3s/rke2 on every node after changing it.",
         model.path.display()
     );
+    for warning in &split {
+        tracing::warn!("{warning}");
+        let _ = writeln!(out, "# warning: {warning}.");
+    }
     for rename in &tag_renames {
         let _ = writeln!(
             out,
@@ -243,6 +273,33 @@ to = "tools/busybox:stable"
 "#,
         );
         insta::assert_snapshot!(render(&m, Some("registry.lan:5000")));
+    }
+
+    #[test]
+    fn one_repository_sent_to_two_places_keeps_the_first_rule_and_says_so() {
+        let m = model(
+            r#"
+[target]
+registry = "127.0.0.1:5000"
+prefix = "mirror"
+[[images]]
+ref = "example.com/lab/tiny:1.0"
+to = "infra/tiny"
+[[images]]
+ref = "example.com/lab/tiny:2.0"
+to = "other/tiny"
+"#,
+        );
+        let yaml = render(&m, None);
+        assert!(
+            yaml.contains(r#""^lab/tiny$": "mirror/infra/tiny""#),
+            "{yaml}"
+        );
+        assert!(!yaml.contains(r#": "mirror/other/tiny""#), "{yaml}");
+        assert!(
+            yaml.contains("# warning: example.com/lab/tiny is mirrored to both mirror/infra/tiny and mirror/other/tiny"),
+            "{yaml}"
+        );
     }
 
     #[test]
