@@ -352,7 +352,7 @@ fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// "error sending request: client error (Connect): tcp connect error: Connection refused".
-fn chain_message(err: reqwest::Error) -> String {
+pub(super) fn chain_message(err: reqwest::Error) -> String {
     let mut parts = vec![err.to_string()];
     let mut current = std::error::Error::source(&err);
     while let Some(e) = current {

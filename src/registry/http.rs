@@ -132,6 +132,15 @@ impl Transport {
                     pair.cert.display()
                 ))
             })?;
+            if is_x509_v1(&pem) {
+                return Err(config_error(format!(
+                    "client certificate {} is X.509 version 1, which TLS libraries built on \
+                     webpki (rustls, used here) refuse: issue it as version 3, e.g. `openssl x509 \
+                     -req … -extfile EXT` with EXT holding `basicConstraints=CA:FALSE` and \
+                     `extendedKeyUsage=clientAuth`",
+                    pair.cert.display()
+                )));
+            }
             pem.push(b'\n');
             let key = std::fs::read(&pair.key).map_err(|e| {
                 config_error(format!(
@@ -167,9 +176,12 @@ impl Transport {
             if let Some(identity) = &client_identity {
                 builder = builder.identity(identity.clone());
             }
-            builder
-                .build()
-                .map_err(|e| config_error(format!("cannot build HTTP client: {e}")))
+            builder.build().map_err(|e| {
+                config_error(format!(
+                    "cannot build HTTP client: {}",
+                    super::error::chain_message(e)
+                ))
+            })
         };
         let client = build(Some(idle))?;
         let uploads = build(None)?;
@@ -273,6 +285,35 @@ impl Transport {
     pub fn requests_made(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
+}
+
+/// Whether the first certificate in `pem` is X.509 version 1: its `TBSCertificate` does not open
+/// with the `[0]` version field (DER: tag 0xA0), which versions 2 and 3 carry. Anything that
+/// does not parse is left for the TLS library to judge.
+fn is_x509_v1(pem: &[u8]) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    /// The length of a DER header (tag and length octets) at the start of `der`.
+    fn header_len(der: &[u8]) -> Option<usize> {
+        match *der.get(1)? {
+            short if short < 0x80 => Some(2),
+            long => {
+                let octets = usize::from(long & 0x7f);
+                (1..=4).contains(&octets).then_some(2 + octets)
+            }
+        }
+    }
+    let Some(Ok(cert)) = CertificateDer::pem_slice_iter(pem).next() else {
+        return false;
+    };
+    let der: &[u8] = cert.as_ref();
+    let tbs_first = || -> Option<u8> {
+        (*der.first()? == 0x30).then_some(())?;
+        let tbs = der.get(header_len(der)?..)?;
+        (*tbs.first()? == 0x30).then_some(())?;
+        tbs.get(header_len(tbs)?..)?.first().copied()
+    };
+    tbs_first().is_some_and(|tag| tag != 0xa0)
 }
 
 #[cfg(test)]

@@ -353,6 +353,20 @@ fn mutual_tls_with_a_client_certificate() {
         secure.tag_on_disk("lab/m", "1").as_deref(),
         Some(image.digest.as_str())
     );
+    // A version 1 certificate (openssl x509 -req without -extfile) is refused, saying so and
+    // how to make one that works, not with an opaque "builder error".
+    let (v1_cert, v1_key) = pki.client_cert_v1();
+    fs::copy(v1_cert, ctx.work().join("client-v1.pem")).expect("copy v1 cert");
+    fs::copy(v1_key, ctx.work().join("client-v1.key")).expect("copy v1 key");
+    ctx.write_file(
+        "v1.toml",
+        &format!("{base}cert = \"client-v1.pem\"\nkey = \"client-v1.key\"\n"),
+    );
+    let refused = ctx.cmd(&["-f", "v1.toml", "--retries", "0", "apply"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    let err = flat(&refused.stderr);
+    assert!(err.contains("client-v1.pem is X.509 version 1"), "{err}");
+    assert!(err.contains("extendedKeyUsage=clientAuth"), "{err}");
 }
 
 /// A registry serving a self-signed CA certificate as its own (what `openssl req -x509` makes):

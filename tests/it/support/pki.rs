@@ -68,12 +68,19 @@ impl Pki {
 
     /// Makes `NAME.key` + `NAME.pem` signed by the CA with the given extensions.
     fn sign(&self, name: &str, cn: &str, ext: &str) {
+        self.sign_as(name, cn, Some(ext));
+    }
+
+    /// [`Pki::sign`]; with no extensions at all, openssl makes an X.509 version 1 certificate.
+    fn sign_as(&self, name: &str, cn: &str, ext: Option<&str>) {
         let d = self.dir.path();
-        fs::write(
-            d.join(format!("{name}.ext")),
-            format!("basicConstraints=CA:FALSE\n{ext}"),
-        )
-        .expect("write ext");
+        if let Some(ext) = ext {
+            fs::write(
+                d.join(format!("{name}.ext")),
+                format!("basicConstraints=CA:FALSE\n{ext}"),
+            )
+            .expect("write ext");
+        }
         let (key, csr, pem, extfile) = (
             format!("{name}.key"),
             format!("{name}.csr"),
@@ -97,26 +104,32 @@ impl Pki {
                 &format!("/CN={cn}"),
             ],
         );
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &extfile,
-            ],
-        );
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+        ];
+        if ext.is_some() {
+            args.extend(["-extfile", &extfile]);
+        }
+        openssl(d, &args);
+    }
+
+    /// A client certificate without extensions (`client-v1.pem`, `client-v1.key`): X.509
+    /// version 1, what `openssl x509 -req` makes without `-extfile`.
+    pub fn client_cert_v1(&self) -> (PathBuf, PathBuf) {
+        self.sign_as("client-v1", "mirror test client", None);
+        (self.path("client-v1.pem"), self.path("client-v1.key"))
     }
 
     /// A client certificate (`client.pem`, `client.key`) for mutual TLS.
