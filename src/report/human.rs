@@ -158,12 +158,22 @@ pub fn plan(plan: &Plan, target: &str, style: Style) -> String {
     let t = plan.totals();
     let _ = writeln!(
         out,
-        "\n{} {} to create, {} to update, {} unchanged; fetch {}, push {}{}.",
+        "\n{} {} to create, {} to update, {} unchanged; fetch {}{}, push {}{}.",
         style.bold("Plan:"),
         style.green(&t.create.to_string()),
         style.yellow(&t.update.to_string()),
         t.unchanged,
         blobs(t.fetch),
+        if plan.prefetched.blobs > 0 {
+            format!(
+                " (of which {} image config{}, {}, already fetched while planning)",
+                plan.prefetched.blobs,
+                if plan.prefetched.blobs == 1 { "" } else { "s" },
+                human_bytes(plan.prefetched.bytes)
+            )
+        } else {
+            String::new()
+        },
         blobs(t.push),
         if t.mount.blobs > 0 {
             format!(", mount {}", blobs(t.mount))

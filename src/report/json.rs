@@ -85,6 +85,10 @@ pub struct PlanSummary {
     pub unchanged: u64,
     pub fetch_blobs: u64,
     pub fetch_bytes: u64,
+    /// Part of the fetch that planning already did (image configs, read to learn platforms):
+    /// an `apply` after this plan fetches `fetch_bytes - fetched_while_planning_bytes`.
+    pub fetched_while_planning_blobs: u64,
+    pub fetched_while_planning_bytes: u64,
     pub push_blobs: u64,
     pub push_bytes: u64,
     pub mount_blobs: u64,
@@ -128,6 +132,8 @@ pub fn plan(plan: &Plan) -> PlanDoc {
             unchanged: t.unchanged,
             fetch_blobs: t.fetch.blobs,
             fetch_bytes: t.fetch.bytes,
+            fetched_while_planning_blobs: plan.prefetched.blobs,
+            fetched_while_planning_bytes: plan.prefetched.bytes,
             push_blobs: t.push.blobs,
             push_bytes: t.push.bytes,
             mount_blobs: t.mount.blobs,

@@ -63,6 +63,53 @@ fn plan_reports_creates_with_sizes_and_pushes_nothing() {
     );
 }
 
+/// What a plan says is still to fetch is exactly what the apply after it fetches: the image
+/// configs the first plan read to learn platforms are counted apart, and a second plan (its
+/// configs now cached) counts none.
+#[test]
+fn plan_predicts_the_bytes_the_apply_after_it_fetches() {
+    let lab = Lab::new();
+    let up = lab.up();
+    let image = lab.seed(
+        "lab/pred:1.0",
+        &ImageSpec::multi("predict", &["linux/amd64", "linux/arm64"]).layer_bytes(30_000),
+    );
+    lab.write_mirrorfile(None, &format!("[[images]]\nref = \"{up}/lab/pred:1.0\"\n"));
+    let configs: u64 = image.manifests.iter().map(|m| m.config.size).sum();
+
+    let first = lab.ctx.json(&["plan", "--json"]);
+    let s = &first["summary"];
+    assert_eq!(num(s, "fetch_bytes"), image.blob_bytes(), "{first:#}");
+    assert_eq!(num(s, "fetched_while_planning_bytes"), configs, "{first:#}");
+    assert_eq!(
+        num(s, "fetched_while_planning_blobs"),
+        image.manifests.len() as u64
+    );
+    // The same from an empty cache, as text.
+    std::fs::remove_dir_all(lab.ctx.work().join("cache")).expect("empty the cache");
+    let text = lab.ctx.cmd(&["plan"]);
+    let said = crate::support::context::stdout(&text);
+    assert!(
+        said.contains(&format!(
+            "(of which {} image configs",
+            image.manifests.len()
+        )) && said.contains("already fetched while planning"),
+        "{}",
+        describe(&text)
+    );
+    let again = lab.ctx.json(&["plan", "--json"]);
+    assert_eq!(num(&again["summary"], "fetched_while_planning_bytes"), 0);
+    let still_to_fetch = num(&again["summary"], "fetch_bytes");
+    assert_eq!(still_to_fetch, image.blob_bytes() - configs, "{again:#}");
+
+    let applied = lab.ctx.json(&["apply", "--json"]);
+    assert_eq!(
+        num(&applied["summary"], "bytes_fetched"),
+        still_to_fetch,
+        "{applied:#}"
+    );
+}
+
 #[test]
 fn plan_reads_the_file_given_with_f() {
     let lab = Lab::new();
