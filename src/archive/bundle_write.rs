@@ -441,27 +441,9 @@ mod tests {
         );
     }
 
-    /// A writer that takes `room` bytes, then fails as a full disk does.
-    struct FullDisk {
-        room: usize,
-    }
-
-    impl Write for FullDisk {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.room == 0 {
-                return Err(io::Error::from_raw_os_error(28));
-            }
-            let n = buf.len().min(self.room);
-            self.room -= n;
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_full_disk_is_blamed_on_the_bundle_not_on_the_blob_being_copied() {
+        use crate::archive::test_io::FullDisk;
         let dir = tempfile::tempdir().expect("tempdir");
         let c = contents(dir.path());
         let dest = dir.path().join("out.tar");

@@ -16,6 +16,8 @@ pub mod inspect;
 pub mod oci_tar;
 pub mod parallel_gzip;
 pub mod spool;
+#[cfg(test)]
+mod test_io;
 
 pub use bundle_read::{read_bundle, BundleReadError};
 pub use bundle_write::{

@@ -52,19 +52,9 @@ pub enum CacheCommand {
 }
 
 pub fn run(cli: &Cli, args: &CacheArgs) -> miette::Result<ExitCode> {
-    // A named Mirrorfile that is not there (a typo in a script) must not turn into "the default
-    // cache, with no lock to keep": gc would delete what that project pins.
-    if cli.file_given && args.dir.is_none() && !cli.file.exists() {
-        return Err(miette!(
-            help = "check the path, or name the cache with --dir",
-            "no Mirrorfile at {}",
-            cli.file.display()
-        ));
-    }
-    let model = if args.dir.is_none() && cli.file.exists() {
-        Some(crate::mirrorfile::load(&cli.file).map_err(miette::Report::new)?)
-    } else {
-        None
+    let model = match args.dir {
+        Some(_) => None,
+        None => cli.optional_model()?,
     };
     let dir = cache::cache_dir(
         args.dir.as_deref(),

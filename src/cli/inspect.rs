@@ -125,18 +125,7 @@ pub async fn run(cli: &Cli, args: &InspectArgs) -> miette::Result<ExitCode> {
     );
     let error = |e| error(e, local);
     // The Mirrorfile's [registry."host"] settings, when there is a Mirrorfile.
-    if cli.file_given && !cli.file.exists() {
-        return Err(miette::miette!(
-            help = "check the path, or leave out -f to inspect with default settings",
-            "no Mirrorfile at {}",
-            cli.file.display()
-        ));
-    }
-    let model = if cli.file.exists() {
-        Some(crate::mirrorfile::load(&cli.file).map_err(miette::Report::new)?)
-    } else {
-        None
-    };
+    let model = cli.optional_model()?;
     let settings = |host: &str| -> RegistrySettings {
         let mut settings: RegistrySettings = model
             .as_ref()

@@ -201,9 +201,6 @@ impl Cli {
     }
 }
 
-/// Prints a command-line error (or `--help`/`--version`). A usage error exits 1, like every
-/// other error: clap's usual 2 would read as "changes pending" under `plan --detailed-exitcode`,
-/// so a typo in CI would look like an out-of-date mirror.
 /// [`Cli`] from the process's arguments, noting whether `-f` was given.
 fn parse_command_line() -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
@@ -223,6 +220,9 @@ fn given_anywhere(matches: &clap::ArgMatches, id: &str) -> bool {
         .is_some_and(|(_, sub)| given_anywhere(sub, id))
 }
 
+/// Prints a command-line error (or `--help`/`--version`). A usage error exits 1, like every
+/// other error: clap's usual 2 would read as "changes pending" under `plan --detailed-exitcode`,
+/// so a typo in CI would look like an out-of-date mirror.
 fn usage(e: &clap::Error) -> ExitCode {
     let _ = e.print();
     if !e.use_stderr() {
@@ -302,6 +302,26 @@ impl Cli {
     /// `--timeout` as a duration.
     pub(crate) fn idle_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.timeout)
+    }
+
+    /// The Mirrorfile for commands that also work without one (`inspect`, `cache`): `None`
+    /// when there is none here. A file named with `-f` that is not there is an error, never a
+    /// quiet fall back to defaults (for `cache gc`, the default cache without that project's
+    /// lock, which would delete what the lock pins).
+    pub(crate) fn optional_model(&self) -> miette::Result<Option<crate::model::Model>> {
+        if self.file.exists() {
+            return crate::mirrorfile::load(&self.file)
+                .map(Some)
+                .map_err(miette::Report::new);
+        }
+        if self.file_given {
+            return Err(miette::miette!(
+                help = "check the path, or leave out -f to go without a Mirrorfile",
+                "no Mirrorfile at {}",
+                self.file.display()
+            ));
+        }
+        Ok(None)
     }
 }
 

@@ -10,6 +10,7 @@
 //!
 //! Every scalar is written double-quoted with JSON escaping, which YAML reads back identically.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -54,31 +55,29 @@ pub fn render<'a>(model: &'a Model, endpoint: Option<&'a str>) -> String {
     } else {
         "https"
     };
-    // Per source registry: source repository → target repository (only the differing ones).
+    // Per source registry: source repository → target repository, unchanged ones included
+    // (only the changed ones become rules).
     let mut sources: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
     let mut tag_renames = Vec::new();
     // One source repository sent to two target repositories: a rewrite maps a repository to
     // one place, so the first is kept and the others are named, never silently dropped.
     let mut split = Vec::new();
-    let mut first_target: BTreeMap<(&str, &str), &str> = BTreeMap::new();
-    let mut add_rule = |registry: &'a str, from: &'a str, to: &'a str| {
-        let rules = sources.entry(registry).or_default();
-        match first_target.get(&(registry, from)) {
-            Some(first) if *first != to => {
-                split.push(format!(
-                    "{registry}/{from} is mirrored to both {first} and {to}; a rewrite sends a \
+    let mut add_rule = |registry: &'a str, from: &'a str, to: &'a str| match sources
+        .entry(registry)
+        .or_default()
+        .entry(from)
+    {
+        Entry::Occupied(first) if *first.get() != to => {
+            let first = first.get();
+            split.push(format!(
+                "{registry}/{from} is mirrored to both {first} and {to}; a rewrite sends a \
                      repository to one place, so nodes find it under {first} only: pull the \
                      images under {to} by that name"
-                ));
-            }
-            Some(_) => {}
-            None => {
-                first_target.insert((registry, from), to);
-                // Only the repositories whose path changes need a rule.
-                if from != to {
-                    rules.insert(from, to);
-                }
-            }
+            ));
+        }
+        Entry::Occupied(_) => {}
+        Entry::Vacant(slot) => {
+            slot.insert(to);
         }
     };
     for repo in &model.repositories {
@@ -132,17 +131,11 @@ pub fn render<'a>(model: &'a Model, endpoint: Option<&'a str>) -> String {
             "    endpoint:\n      - {}",
             q(&format!("{scheme}://{node_host}"))
         );
-        let plain_prefix = prefix.as_deref().filter(|p| {
-            rules.len()
-                == model
-                    .images
-                    .iter()
-                    .filter(|i| i.reference.registry() == *registry)
-                    .map(|i| i.reference.repository())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .len()
-                && rules.iter().all(|(from, to)| *to == format!("{p}/{from}"))
-        });
+        // Every repository of this registry moved under the prefix, and nothing else: one rule.
+        let plain_prefix = prefix
+            .as_deref()
+            .filter(|p| rules.iter().all(|(from, to)| *to == format!("{p}/{from}")));
+        let renamed: Vec<(&&str, &&str)> = rules.iter().filter(|(from, to)| from != to).collect();
         if let Some(p) = plain_prefix {
             let _ = writeln!(
                 out,
@@ -150,9 +143,9 @@ pub fn render<'a>(model: &'a Model, endpoint: Option<&'a str>) -> String {
                 q("^(.*)$"),
                 q(&format!("{p}/$1"))
             );
-        } else if !rules.is_empty() {
+        } else if !renamed.is_empty() {
             out.push_str("    rewrite:\n");
-            for (from, to) in rules {
+            for (from, to) in renamed {
                 let _ = writeln!(
                     out,
                     "      {}: {}",

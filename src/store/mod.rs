@@ -85,6 +85,37 @@ pub enum StoreError {
     Input(io::Error),
 }
 
+/// A cache file that is read whole (a manifest, a config), as [`read_small_file`] found it.
+enum SmallFile {
+    Missing,
+    /// Larger than the caller's limit: not read (a layer filed under the digest a manifest or
+    /// config was expected at can be gigabytes).
+    TooLarge(u64),
+    Read(Bytes),
+}
+
+/// Reads `path` whole when it holds at most `limit` bytes.
+fn read_small_file(path: &Path, limit: u64) -> Result<SmallFile, StoreError> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SmallFile::Missing),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let size = file.metadata().map_err(io_err(path))?.len();
+    if size > limit {
+        return Ok(SmallFile::TooLarge(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err(path))?;
+    if bytes.len() as u64 > limit {
+        return Ok(SmallFile::TooLarge(bytes.len() as u64));
+    }
+    Ok(SmallFile::Read(Bytes::from(bytes)))
+}
+
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_path_buf(),
@@ -184,27 +215,21 @@ impl Store {
             return Err(StoreError::Unsupported(digest.clone()));
         }
         let path = self.blob_path(digest);
-        // Never read a layer whole to find out it is not a manifest: manifests are capped.
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.len() > crate::oci::MAX_MANIFEST_BYTES as u64 => {
+        let limit = crate::oci::MAX_MANIFEST_BYTES;
+        let bytes = match read_small_file(&path, limit as u64)? {
+            SmallFile::Missing => return Ok(None),
+            SmallFile::TooLarge(size) => {
                 return Err(StoreError::BadManifest {
                     digest: digest.clone(),
                     path,
                     source: ManifestError::TooLarge {
                         digest: digest.to_string(),
-                        size: usize::try_from(meta.len()).unwrap_or(usize::MAX),
-                        limit: crate::oci::MAX_MANIFEST_BYTES,
+                        size: usize::try_from(size).unwrap_or(usize::MAX),
+                        limit,
                     },
-                });
+                })
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&path)(e)),
-        }
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&path)(e)),
+            SmallFile::Read(bytes) => bytes,
         };
         RawManifest::verified(bytes, None, digest)
             .map(Some)
@@ -241,13 +266,8 @@ impl Store {
     /// config is not read (it cannot be one): `None`, so the caller's capped fetch says why.
     pub fn read_small_blob(&self, digest: &Digest) -> Result<Option<Bytes>, StoreError> {
         let path = self.blob_path(digest);
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() > crate::oci::MAX_CONFIG_BYTES) {
+        let SmallFile::Read(bytes) = read_small_file(&path, crate::oci::MAX_CONFIG_BYTES)? else {
             return Ok(None);
-        }
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&path)(e)),
         };
         if &Digest::sha256_of(&bytes) != digest {
             let _ = std::fs::remove_file(&path);

@@ -314,25 +314,6 @@ impl Read for Failing {
     }
 }
 
-/// Accepts `room` bytes, then fails.
-struct Full {
-    room: usize,
-}
-
-impl Write for Full {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.room == 0 {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left"));
-        }
-        let n = buf.len().min(self.room);
-        self.room -= n;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn read_and_write_errors_are_returned() {
     let mut reader = Failing {
@@ -342,7 +323,12 @@ fn read_and_write_errors_are_returned() {
     assert_eq!(err.to_string(), "disk went away");
 
     let data = text(3 * BLOCK_SIZE);
-    let err = gzip(&mut &data[..], &mut Full { room: 50_000 }, 6).expect_err("write error");
+    let err = gzip(
+        &mut &data[..],
+        &mut crate::archive::test_io::FullDisk { room: 50_000 },
+        6,
+    )
+    .expect_err("write error");
     assert_eq!(err.kind(), io::ErrorKind::StorageFull);
 }
 
